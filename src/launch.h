@@ -1,0 +1,74 @@
+/* launch: the steps every process that becomes the application goes
+ * through, in one order, in no-fork mode and in every child alike:
+ *
+ *   limits -> chdir -> setgroups/setresgid/setresuid (verified) ->
+ *   no_new_privs -> fds (socket on 0, stdio, close the rest) ->
+ *   signals -> exec
+ *
+ * The plan is computed before; nothing here allocates or looks anything up.
+ * On any failure launch_exec() returns with the step and errno filled in,
+ * and the application has not been started. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "limits-conf.h"
+
+typedef enum {
+  LAUNCH_STEP_NONE = 0,
+  LAUNCH_STEP_SETSID,
+  LAUNCH_STEP_LIMITS,
+  LAUNCH_STEP_CHDIR,
+  LAUNCH_STEP_SETGROUPS,
+  LAUNCH_STEP_SETRESGID,
+  LAUNCH_STEP_SETRESUID,
+  LAUNCH_STEP_VERIFY,
+  LAUNCH_STEP_NO_NEW_PRIVS,
+  LAUNCH_STEP_SOCKET_FD,
+  LAUNCH_STEP_STDIO,
+  LAUNCH_STEP_CLOSE_FDS,
+  LAUNCH_STEP_SIGNALS,
+  LAUNCH_STEP_EXEC,
+} LaunchStep;
+
+typedef struct {
+  LaunchStep step;
+  int err;                 /* errno, or 0 */
+  char detail[512];        /* what exactly, for the message */
+} LaunchFailure;
+
+typedef struct {
+  const LimitsPlan *limits;       /* NULL: no limits */
+  bool limits_ignore_errors;
+  const char *chdir_dir;          /* NULL: stay */
+  bool drop;                      /* change uid/gid/groups */
+  uid_t uid;
+  gid_t gid;
+  const gid_t *groups;
+  size_t n_groups;
+  bool no_new_privs;
+  bool new_session;               /* setsid() (fork mode) */
+  int listen_fd;
+  int null_fd;                    /* /dev/null, opened before any chroot */
+  bool stdio_to_null;             /* fork mode: fds 1 and 2 to /dev/null */
+  int keep_fd;                    /* close-on-exec fd to keep until exec, or -1 */
+  const char *exec_path;
+  char *const *argv;
+  char *const *envp;
+} LaunchPlan;
+
+/* Returns only on failure. */
+void launch_exec(const LaunchPlan *plan, LaunchFailure *failure);
+
+/* The documented exit status for a failure. */
+int launch_failure_exit_status(const LaunchFailure *failure);
+
+/* "setresuid(1000) failed: Operation not permitted" and the like. */
+char *launch_failure_describe(const LaunchFailure *failure, const LaunchPlan *plan);
+
+/* The environment the application gets: ours without LISTEN_*,
+ * NOTIFY_SOCKET and WATCHDOG_*, plus PHP_FCGI_CHILDREN (if >= 0) and
+ * the extra KEY=VALUE entries. */
+char **launch_build_environment(char **base, int php_children, char **extra);

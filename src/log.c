@@ -1,0 +1,48 @@
+/* log: messages on stderr, with journal priorities.  See log.h. */
+#include "config.h"
+
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+static gboolean to_journal;
+
+void log_init(void)
+{
+  const char *js = g_getenv("JOURNAL_STREAM");
+  unsigned long long dev, ino;
+  struct stat st;
+
+  to_journal = js != NULL && sscanf(js, "%llu:%llu", &dev, &ino) == 2 &&
+               fstat(STDERR_FILENO, &st) == 0 &&
+               (unsigned long long) st.st_dev == dev &&
+               (unsigned long long) st.st_ino == ino;
+}
+
+static void emit(int priority, const char *fmt, va_list ap)
+{
+  g_autofree char *msg = g_strdup_vprintf(fmt, ap);
+  if (to_journal)
+    fprintf(stderr, "<%d>spawn-fcgi: %s\n", priority, msg);
+  else
+    fprintf(stderr, "spawn-fcgi: %s\n", msg);
+  fflush(stderr);
+}
+
+#define DEFINE_LOG(name, priority)                                      \
+  void name(const char *fmt, ...)                                       \
+  {                                                                     \
+    va_list ap;                                                         \
+    va_start(ap, fmt);                                                  \
+    emit(priority, fmt, ap);                                            \
+    va_end(ap);                                                         \
+  }
+
+DEFINE_LOG(log_error, LOG_ERR)
+DEFINE_LOG(log_warning, LOG_WARNING)
+DEFINE_LOG(log_notice, LOG_NOTICE)
+DEFINE_LOG(log_info, LOG_INFO)

@@ -1,0 +1,15 @@
+/* log: the program's only voice on stderr.
+ *
+ * Every message starts with "spawn-fcgi: ".  When stderr is connected to
+ * the journal (JOURNAL_STREAM names it), each line carries an sd-daemon
+ * priority prefix so journalctl shows warnings and errors as such. */
+#pragma once
+
+#include <glib.h>
+
+void log_init(void);
+
+void log_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+void log_warning(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+void log_notice(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+void log_info(const char *fmt, ...) G_GNUC_PRINTF(1, 2);

@@ -1,0 +1,778 @@
+/* settings: defaults, config file and command line into one struct.
+ * See settings.h.
+ *
+ * One table describes every option: its long name (which is also its key in
+ * the config file), its short letter (the spawn-fcgi 1.6 letters), its type
+ * and its help line.  The command line and the config file both collect raw
+ * strings into the same slots; one conversion step then validates them, so
+ * a value means the same wherever it was written and every error names where
+ * it came from. */
+#include "config.h"
+
+#include "settings.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+G_DEFINE_QUARK(spawn-fcgi-settings-error, settings_error)
+
+#define CONFIG_GROUP "spawn-fcgi"
+
+typedef enum {
+  OPT_SOCKET,
+  OPT_ADDRESS,
+  OPT_PORT,
+  OPT_MODE,
+  OPT_SOCKET_USER,
+  OPT_SOCKET_GROUP,
+  OPT_BACKLOG,
+  OPT_SOCKET_BEFORE_CHROOT,
+  OPT_FD_NAME,
+  OPT_USER,
+  OPT_GROUP,
+  OPT_CHROOT,
+  OPT_CHDIR,
+  OPT_NO_NEW_PRIVS,
+  OPT_LIMITS,
+  OPT_LIMITS_FILE,
+  OPT_LIMITS_DIR,
+  OPT_LIMITS_IGNORE_ERRORS,
+  OPT_EXPLAIN_LIMITS,
+  OPT_PHP_CHILDREN,
+  OPT_FORK,
+  OPT_NO_FORK,
+  OPT_PID_FILE,
+  OPT_SUPERVISE,
+  OPT_RESTART_RETRIES,
+  OPT_RESTART_WINDOW,
+  OPT_STOP_SIGNAL,
+  OPT_STOP_TIMEOUT,
+  OPT_RELOAD_BATCH,
+  OPT_FILE,
+  OPT_EXEC,
+  OPT_ENVIRONMENT,
+  OPT_CONFIG,
+  OPT_CHECK,
+  OPT_VERSION,
+  OPT_HELP,
+  OPT_COUNT
+} OptionId;
+
+typedef enum {
+  TYPE_STRING,
+  TYPE_FLAG,
+  TYPE_OPTIONAL,              /* a flag that may take a value: --check[=json] */
+  TYPE_PORT,
+  TYPE_MODE,
+  TYPE_SIGNAL,
+  TYPE_INT,
+  TYPE_COMMAND,
+  TYPE_ENVIRONMENT,
+} ValueType;
+
+typedef enum {
+  SECTION_SOCKET,
+  SECTION_PRIVILEGES,
+  SECTION_LIMITS,
+  SECTION_CHILDREN,
+  SECTION_OTHER,
+} Section;
+
+/* Where an option may be given. */
+#define IN_CLI    (1u << 0)
+#define IN_CONFIG (1u << 1)
+#define IN_BOTH   (IN_CLI | IN_CONFIG)
+
+typedef struct {
+  const char *long_name;
+  char short_name;
+  ValueType type;
+  Section section;
+  unsigned where;
+  gint64 min, max;            /* TYPE_INT */
+  const char *arg;
+  const char *help;
+} OptionSpec;
+
+static const OptionSpec options[OPT_COUNT] = {
+  [OPT_SOCKET] = { "socket", 's', TYPE_STRING, SECTION_SOCKET, IN_BOTH, 0, 0,
+    "PATH", "listen on a unix socket at PATH" },
+  [OPT_ADDRESS] = { "address", 'a', TYPE_STRING, SECTION_SOCKET, IN_BOTH, 0, 0,
+    "ADDR", "TCP address: IPv4, IPv6 or host (default 0.0.0.0)" },
+  [OPT_PORT] = { "port", 'p', TYPE_PORT, SECTION_SOCKET, IN_BOTH, 0, 0,
+    "PORT", "listen on TCP port PORT" },
+  [OPT_MODE] = { "mode", 'M', TYPE_MODE, SECTION_SOCKET, IN_BOTH, 0, 0,
+    "MODE", "unix socket mode, octal (default 0660 minus umask)" },
+  [OPT_SOCKET_USER] = { "socket-user", 'U', TYPE_STRING, SECTION_SOCKET, IN_BOTH, 0, 0,
+    "USER", "owner of the unix socket (default: --user)" },
+  [OPT_SOCKET_GROUP] = { "socket-group", 'G', TYPE_STRING, SECTION_SOCKET, IN_BOTH, 0, 0,
+    "GROUP", "group of the unix socket (default: --group)" },
+  [OPT_BACKLOG] = { "backlog", 'b', TYPE_INT, SECTION_SOCKET, IN_BOTH, 1, G_MAXINT,
+    "N", "listen backlog (default 1024)" },
+  [OPT_SOCKET_BEFORE_CHROOT] = { "socket-before-chroot", 'S', TYPE_FLAG, SECTION_SOCKET, IN_BOTH, 0, 0,
+    NULL, "create the socket before the chroot" },
+  [OPT_FD_NAME] = { "fd-name", 0, TYPE_STRING, SECTION_SOCKET, IN_BOTH, 0, 0,
+    "NAME", "use the passed socket named NAME (LISTEN_FDNAMES)" },
+  [OPT_USER] = { "user", 'u', TYPE_STRING, SECTION_PRIVILEGES, IN_BOTH, 0, 0,
+    "USER", "run the application as USER (name or number)" },
+  [OPT_GROUP] = { "group", 'g', TYPE_STRING, SECTION_PRIVILEGES, IN_BOTH, 0, 0,
+    "GROUP", "run with primary group GROUP (default: USER's)" },
+  [OPT_CHROOT] = { "chroot", 'c', TYPE_STRING, SECTION_PRIVILEGES, IN_BOTH, 0, 0,
+    "DIR", "chroot to DIR" },
+  [OPT_CHDIR] = { "chdir", 'd', TYPE_STRING, SECTION_PRIVILEGES, IN_BOTH, 0, 0,
+    "DIR", "change to DIR (inside the chroot) before exec" },
+  [OPT_NO_NEW_PRIVS] = { "no-new-privs", 0, TYPE_FLAG, SECTION_PRIVILEGES, IN_BOTH, 0, 0,
+    NULL, "set no_new_privs for the application" },
+  [OPT_LIMITS] = { "limits", 'l', TYPE_FLAG, SECTION_LIMITS, IN_BOTH, 0, 0,
+    NULL, "apply USER's limits.conf as pam_limits would" },
+  [OPT_LIMITS_FILE] = { "limits-file", 0, TYPE_STRING, SECTION_LIMITS, IN_BOTH, 0, 0,
+    "FILE", "read FILE instead of /etc/security/limits.conf" },
+  [OPT_LIMITS_DIR] = { "limits-dir", 0, TYPE_STRING, SECTION_LIMITS, IN_BOTH, 0, 0,
+    "DIR", "read DIR/*.conf instead of /etc/security/limits.d" },
+  [OPT_LIMITS_IGNORE_ERRORS] = { "limits-ignore-errors", 0, TYPE_FLAG, SECTION_LIMITS, IN_BOTH, 0, 0,
+    NULL, "warn instead of failing when a limit is refused" },
+  [OPT_EXPLAIN_LIMITS] = { "explain-limits", 0, TYPE_FLAG, SECTION_LIMITS, IN_CLI, 0, 0,
+    NULL, "show USER's limits and why; start nothing" },
+  [OPT_PHP_CHILDREN] = { "php-children", 'C', TYPE_INT, SECTION_CHILDREN, IN_BOTH, 0, 65535,
+    "N", "set PHP_FCGI_CHILDREN=N for the application" },
+  [OPT_FORK] = { "fork", 'F', TYPE_INT, SECTION_CHILDREN, IN_BOTH, 1, SETTINGS_MAX_CHILDREN,
+    "N", "start N copies of the application (default 1)" },
+  [OPT_NO_FORK] = { "no-fork", 'n', TYPE_FLAG, SECTION_CHILDREN, IN_BOTH, 0, 0,
+    NULL, "exec the application in place (for supervisors)" },
+  [OPT_PID_FILE] = { "pid-file", 'P', TYPE_STRING, SECTION_CHILDREN, IN_BOTH, 0, 0,
+    "FILE", "write the application's PIDs to FILE" },
+  [OPT_SUPERVISE] = { "supervise", 'w', TYPE_FLAG, SECTION_CHILDREN, IN_BOTH, 0, 0,
+    NULL, "stay, restart children, reload them on SIGHUP" },
+  [OPT_RESTART_RETRIES] = { "restart-retries", 0, TYPE_INT, SECTION_CHILDREN, IN_BOTH, 0, 1000,
+    "N", "give up after N quick failures in a row (default 3)" },
+  [OPT_RESTART_WINDOW] = { "restart-window", 0, TYPE_INT, SECTION_CHILDREN, IN_BOTH, 1, 86400,
+    "SEC", "a child dying sooner failed quickly (default 10)" },
+  [OPT_STOP_SIGNAL] = { "stop-signal", 0, TYPE_SIGNAL, SECTION_CHILDREN, IN_BOTH, 0, 0,
+    "SIG", "signal that asks a child to finish (default TERM)" },
+  [OPT_STOP_TIMEOUT] = { "stop-timeout", 0, TYPE_INT, SECTION_CHILDREN, IN_BOTH, 1, 3600,
+    "SEC", "then SIGKILL (default 10)" },
+  [OPT_RELOAD_BATCH] = { "reload-batch", 0, TYPE_INT, SECTION_CHILDREN, IN_BOTH, 1,
+    SETTINGS_MAX_CHILDREN, "N", "children replaced at a time on SIGHUP (default 1)" },
+  [OPT_FILE] = { "file", 'f', TYPE_STRING, SECTION_OTHER, IN_CLI, 0, 0,
+    "PATH", "deprecated: run /bin/sh -c \"exec PATH\"" },
+  [OPT_EXEC] = { "exec", 0, TYPE_COMMAND, SECTION_OTHER, IN_CONFIG, 0, 0,
+    NULL, NULL },
+  [OPT_ENVIRONMENT] = { "environment", 0, TYPE_ENVIRONMENT, SECTION_OTHER, IN_CONFIG, 0, 0,
+    NULL, NULL },
+  [OPT_CONFIG] = { "config", 0, TYPE_STRING, SECTION_OTHER, IN_CLI, 0, 0,
+    "FILE", "read settings from FILE (see spawn-fcgi.conf(5))" },
+  [OPT_CHECK] = { "check", 0, TYPE_OPTIONAL, SECTION_OTHER, IN_CLI, 0, 0,
+    "[=json]", "print the plan and exit without starting anything" },
+  [OPT_VERSION] = { "version", 'v', TYPE_FLAG, SECTION_OTHER, IN_CLI, 0, 0,
+    NULL, "show the version and built-in features" },
+  [OPT_HELP] = { "help", 'h', TYPE_FLAG, SECTION_OTHER, IN_CLI, 0, 0,
+    NULL, "show this help (also -?)" },
+};
+
+static const char *const section_titles[] = {
+  [SECTION_SOCKET] = "Socket",
+  [SECTION_PRIVILEGES] = "Privileges (root only)",
+  [SECTION_LIMITS] = "Limits",
+  [SECTION_CHILDREN] = "Children",
+  [SECTION_OTHER] = "Other",
+};
+
+/* A value as written, and where: "-p" / "--port" / "FILE: key 'port'". */
+typedef struct {
+  char *value;
+  char *origin;
+} RawValue;
+
+typedef struct {
+  RawValue v[OPT_COUNT];
+  char **app_argv;            /* after the options */
+} Raw;
+
+static void raw_clear(Raw *raw)
+{
+  for (int i = 0; i < OPT_COUNT; i++) {
+    g_free(raw->v[i].value);
+    g_free(raw->v[i].origin);
+  }
+  g_strfreev(raw->app_argv);
+  memset(raw, 0, sizeof *raw);
+}
+
+static OptionId option_by_name(const char *name)
+{
+  for (int i = 0; i < OPT_COUNT; i++) {
+    if (name[0] == '-' && name[1] == '-') {
+      if (strcmp(name + 2, options[i].long_name) == 0)
+        return i;
+    } else if (name[0] == '-' && name[1] != '\0' && name[2] == '\0') {
+      if (options[i].short_name == name[1] ||
+          (i == OPT_HELP && name[1] == '?'))
+        return i;
+    } else if (strcmp(name, options[i].long_name) == 0) {
+      return i;
+    }
+  }
+  return OPT_COUNT;
+}
+
+/* ---- command line -------------------------------------------------------- */
+
+static gboolean on_cli_option(const char *name, const char *value,
+                              gpointer data, GError **error)
+{
+  Raw *raw = data;
+  OptionId id = option_by_name(name);
+
+  g_return_val_if_fail(id < OPT_COUNT, FALSE);
+  if (raw->v[id].origin != NULL) {
+    g_set_error(error, SETTINGS_ERROR, SETTINGS_ERROR_USAGE,
+                "%s given more than once", name);
+    return FALSE;
+  }
+  raw->v[id].origin = g_strdup(name);
+  if (options[id].type == TYPE_FLAG)
+    value = "true";
+  else if (options[id].type == TYPE_OPTIONAL && value == NULL)
+    value = "";
+  raw->v[id].value = g_strdup(value);
+  return TRUE;
+}
+
+static gboolean parse_command_line(int argc, char **argv, Raw *raw, GError **error)
+{
+  GOptionEntry entries[OPT_COUNT + 3];
+  g_auto(GStrv) rest = NULL;
+  int n = 0;
+
+  for (int i = 0; i < OPT_COUNT; i++) {
+    if (!(options[i].where & IN_CLI))
+      continue;
+    entries[n++] = (GOptionEntry) {
+      .long_name = options[i].long_name,
+      .short_name = options[i].short_name,
+      .flags = options[i].type == TYPE_FLAG ? G_OPTION_FLAG_NO_ARG :
+               options[i].type == TYPE_OPTIONAL ? G_OPTION_FLAG_OPTIONAL_ARG : 0,
+      .arg = G_OPTION_ARG_CALLBACK,
+      .arg_data = (gpointer) on_cli_option,
+    };
+  }
+  entries[n++] = (GOptionEntry) {
+    .long_name = "help-question-mark", .short_name = '?',
+    .flags = G_OPTION_FLAG_NO_ARG | G_OPTION_FLAG_HIDDEN,
+    .arg = G_OPTION_ARG_CALLBACK, .arg_data = (gpointer) on_cli_option,
+  };
+  entries[n++] = (GOptionEntry) {
+    .long_name = G_OPTION_REMAINING,
+    .arg = G_OPTION_ARG_STRING_ARRAY, .arg_data = &rest,
+  };
+  entries[n] = (GOptionEntry) { NULL };
+
+  g_autoptr(GOptionContext) ctx = g_option_context_new(NULL);
+  GOptionGroup *group = g_option_group_new("spawn-fcgi", "", "", raw, NULL);
+  g_option_group_add_entries(group, entries);
+  g_option_context_set_main_group(ctx, group);
+  g_option_context_set_help_enabled(ctx, FALSE);
+  g_option_context_set_strict_posix(ctx, TRUE);
+
+  /* GOption works on a copy that it may shorten. */
+  g_auto(GStrv) args = g_new0(char *, argc + 1);
+  for (int i = 0; i < argc; i++)
+    args[i] = g_strdup(argv[i]);
+
+  if (!g_option_context_parse_strv(ctx, &args, error)) {
+    if ((*error)->domain == G_OPTION_ERROR) {
+      (*error)->domain = SETTINGS_ERROR;
+      (*error)->code = SETTINGS_ERROR_USAGE;
+    }
+    return FALSE;
+  }
+
+  /* Strict POSIX parsing stops at the first non-option: that and all that
+   * follows is the application.  A leading "--" is the separator. */
+  if (rest != NULL && rest[0] != NULL) {
+    char **app = rest;
+    if (strcmp(app[0], "--") == 0)
+      app++;
+    if (app[0] != NULL)
+      raw->app_argv = g_strdupv(app);
+  }
+  /* "--" is consumed by GOption itself when it ends the options; whatever it
+   * left in args after the program name also belongs to the application. */
+  if (raw->app_argv == NULL && args[0] != NULL && args[1] != NULL) {
+    char **app = args + 1;
+    if (strcmp(app[0], "--") == 0)
+      app++;
+    if (app[0] != NULL)
+      raw->app_argv = g_strdupv(app);
+  }
+  return TRUE;
+}
+
+/* ---- config file --------------------------------------------------------- */
+
+static gboolean parse_config_file(const char *path, Raw *raw, GError **error)
+{
+  g_autoptr(GKeyFile) kf = g_key_file_new();
+  g_autoptr(GError) local = NULL;
+  g_auto(GStrv) groups = NULL;
+  g_auto(GStrv) keys = NULL;
+
+  if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &local)) {
+    g_set_error(error, SETTINGS_ERROR, SETTINGS_ERROR_CONFIG,
+                "cannot read config file '%s': %s", path, local->message);
+    return FALSE;
+  }
+  groups = g_key_file_get_groups(kf, NULL);
+  for (char **g = groups; *g != NULL; g++) {
+    if (strcmp(*g, CONFIG_GROUP) != 0) {
+      g_set_error(error, SETTINGS_ERROR, SETTINGS_ERROR_CONFIG,
+                  "%s: unknown group [%s] (expected [" CONFIG_GROUP "])",
+                  path, *g);
+      return FALSE;
+    }
+  }
+  if (!g_key_file_has_group(kf, CONFIG_GROUP)) {
+    g_set_error(error, SETTINGS_ERROR, SETTINGS_ERROR_CONFIG,
+                "%s: no [" CONFIG_GROUP "] group", path);
+    return FALSE;
+  }
+  keys = g_key_file_get_keys(kf, CONFIG_GROUP, NULL, NULL);
+  for (char **k = keys; *k != NULL; k++) {
+    OptionId id = option_by_name(*k);
+    if (id == OPT_COUNT || !(options[id].where & IN_CONFIG)) {
+      g_set_error(error, SETTINGS_ERROR, SETTINGS_ERROR_CONFIG,
+                  "%s: unknown key '%s'", path, *k);
+      return FALSE;
+    }
+    char *value = g_key_file_get_value(kf, CONFIG_GROUP, *k, NULL);
+    if (options[id].type == TYPE_STRING || options[id].type == TYPE_COMMAND) {
+      /* Unescape (\s, \n, ...) as GKeyFile strings do. */
+      g_free(value);
+      value = g_key_file_get_string(kf, CONFIG_GROUP, *k, NULL);
+    }
+    raw->v[id].value = value;
+    raw->v[id].origin = g_strdup_printf("%s: key '%s'", path, *k);
+  }
+  return TRUE;
+}
+
+/* ---- values -------------------------------------------------------------- */
+
+static gboolean usage_error(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+static gboolean usage_error(GError **error, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  g_autofree char *msg = g_strdup_vprintf(fmt, ap);
+  va_end(ap);
+  g_set_error_literal(error, SETTINGS_ERROR, SETTINGS_ERROR_USAGE, msg);
+  return FALSE;
+}
+
+static gboolean to_flag(const RawValue *rv, gboolean *out, GError **error)
+{
+  if (g_ascii_strcasecmp(rv->value, "true") == 0 ||
+      strcmp(rv->value, "1") == 0 || g_ascii_strcasecmp(rv->value, "yes") == 0)
+    *out = TRUE;
+  else if (g_ascii_strcasecmp(rv->value, "false") == 0 ||
+           strcmp(rv->value, "0") == 0 || g_ascii_strcasecmp(rv->value, "no") == 0)
+    *out = FALSE;
+  else
+    return usage_error(error, "%s: '%s' is not a boolean (true or false)",
+                       rv->origin, rv->value);
+  return TRUE;
+}
+
+static gboolean to_int(const RawValue *rv, gint64 min, gint64 max,
+                       const char *what, gint64 *out, GError **error)
+{
+  /* Decimal digits only: no sign, no spaces, no 0x, no trailing junk. */
+  if (rv->value[0] == '\0' || strspn(rv->value, "0123456789") != strlen(rv->value) ||
+      !g_ascii_string_to_signed(rv->value, 10, min, max, out, NULL))
+    return usage_error(error, "%s: '%s' is not %s (%" G_GINT64_FORMAT
+                       "-%" G_GINT64_FORMAT ")", rv->origin, rv->value, what,
+                       min, max);
+  return TRUE;
+}
+
+static gboolean to_mode(const RawValue *rv, mode_t *out, GError **error)
+{
+  guint64 v;
+  if (rv->value[0] == '\0' || strspn(rv->value, "01234567") != strlen(rv->value) ||
+      !g_ascii_string_to_unsigned(rv->value, 8, 0, 0777, &v, NULL))
+    return usage_error(error, "%s: '%s' is not an octal file mode (0-0777)",
+                       rv->origin, rv->value);
+  *out = (mode_t) v;
+  return TRUE;
+}
+
+static gboolean to_signal(const RawValue *rv, int *out, GError **error)
+{
+  static const struct { const char *name; int sig; } signals[] = {
+    { "TERM", SIGTERM }, { "INT", SIGINT }, { "QUIT", SIGQUIT }, { "HUP", SIGHUP },
+    { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 }, { "KILL", SIGKILL },
+  };
+  const char *name = rv->value;
+  if (g_ascii_strncasecmp(name, "SIG", 3) == 0)
+    name += 3;
+  for (gsize i = 0; i < G_N_ELEMENTS(signals); i++) {
+    if (g_ascii_strcasecmp(name, signals[i].name) == 0) {
+      *out = signals[i].sig;
+      return TRUE;
+    }
+  }
+  return usage_error(error, "%s: '%s' is not a signal name "
+                     "(TERM, INT, QUIT, HUP, USR1, USR2 or KILL)", rv->origin, rv->value);
+}
+
+static gboolean to_string(const RawValue *rv, char **out, GError **error)
+{
+  if (rv->value[0] == '\0')
+    return usage_error(error, "%s: empty value", rv->origin);
+  *out = g_strdup(rv->value);
+  return TRUE;
+}
+
+static gboolean to_command(const RawValue *rv, char ***out, GError **error)
+{
+  g_autoptr(GError) local = NULL;
+  if (!g_shell_parse_argv(rv->value, NULL, out, &local))
+    return usage_error(error, "%s: cannot parse command line '%s': %s",
+                       rv->origin, rv->value, local->message);
+  return TRUE;
+}
+
+static gboolean to_environment(const RawValue *rv, char ***out, GError **error)
+{
+  g_auto(GStrv) items = g_strsplit(rv->value, ";", -1);
+  g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+
+  for (char **it = items; *it != NULL; it++) {
+    g_autofree char *item = g_strstrip(g_strdup(*it));
+    const char *eq = strchr(item, '=');
+    if (item[0] == '\0')
+      continue;
+    if (eq == NULL || eq == item ||
+        strspn(item, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                     "0123456789_") != (size_t) (eq - item) ||
+        g_ascii_isdigit(item[0]))
+      return usage_error(error, "%s: '%s' is not a KEY=VALUE entry",
+                         rv->origin, item);
+    g_strv_builder_add(b, item);
+  }
+  *out = g_strv_builder_end(b);
+  return TRUE;
+}
+
+/* Converts one raw value into its typed field. */
+static gboolean apply_value(OptionId id, const RawValue *rv, Settings *s, GError **error)
+{
+  gint64 n;
+
+  switch (id) {
+  case OPT_SOCKET: return to_string(rv, &s->socket_path, error);
+  case OPT_ADDRESS: return to_string(rv, &s->address, error);
+  case OPT_PORT:
+    if (!to_int(rv, 1, 65535, "a port number", &n, error))
+      return FALSE;
+    s->port = (guint16) n;
+    return TRUE;
+  case OPT_MODE:
+    s->mode_set = TRUE;
+    return to_mode(rv, &s->mode, error);
+  case OPT_SOCKET_USER: return to_string(rv, &s->socket_user, error);
+  case OPT_SOCKET_GROUP: return to_string(rv, &s->socket_group, error);
+  case OPT_BACKLOG:
+    if (!to_int(rv, options[id].min, options[id].max, "a backlog", &n, error))
+      return FALSE;
+    s->backlog = (int) n;
+    return TRUE;
+  case OPT_SOCKET_BEFORE_CHROOT: return to_flag(rv, &s->socket_before_chroot, error);
+  case OPT_FD_NAME: return to_string(rv, &s->fd_name, error);
+  case OPT_USER: return to_string(rv, &s->user, error);
+  case OPT_GROUP: return to_string(rv, &s->group, error);
+  case OPT_CHROOT: return to_string(rv, &s->chroot_dir, error);
+  case OPT_CHDIR: return to_string(rv, &s->chdir_dir, error);
+  case OPT_NO_NEW_PRIVS: return to_flag(rv, &s->no_new_privs, error);
+  case OPT_LIMITS: return to_flag(rv, &s->limits, error);
+  case OPT_LIMITS_FILE: return to_string(rv, &s->limits_file, error);
+  case OPT_LIMITS_DIR: return to_string(rv, &s->limits_dir, error);
+  case OPT_LIMITS_IGNORE_ERRORS: return to_flag(rv, &s->limits_ignore_errors, error);
+  case OPT_EXPLAIN_LIMITS: return to_flag(rv, &s->explain_limits, error);
+  case OPT_PHP_CHILDREN:
+    if (!to_int(rv, options[id].min, options[id].max, "a number of PHP children", &n, error))
+      return FALSE;
+    s->php_children = (int) n;
+    return TRUE;
+  case OPT_FORK:
+    if (!to_int(rv, options[id].min, options[id].max, "a number of children", &n, error))
+      return FALSE;
+    s->fork_count = (int) n;
+    return TRUE;
+  case OPT_NO_FORK: return to_flag(rv, &s->no_fork, error);
+  case OPT_PID_FILE: return to_string(rv, &s->pid_file, error);
+  case OPT_SUPERVISE: return to_flag(rv, &s->supervise, error);
+  case OPT_RESTART_RETRIES:
+    if (!to_int(rv, options[id].min, options[id].max, "a number of retries", &n, error))
+      return FALSE;
+    s->restart_retries = (int) n;
+    return TRUE;
+  case OPT_RESTART_WINDOW:
+    if (!to_int(rv, options[id].min, options[id].max, "a number of seconds", &n, error))
+      return FALSE;
+    s->restart_window_s = (int) n;
+    return TRUE;
+  case OPT_STOP_SIGNAL: return to_signal(rv, &s->stop_signal, error);
+  case OPT_STOP_TIMEOUT:
+    if (!to_int(rv, options[id].min, options[id].max, "a number of seconds", &n, error))
+      return FALSE;
+    s->stop_timeout_s = (int) n;
+    return TRUE;
+  case OPT_RELOAD_BATCH:
+    if (!to_int(rv, options[id].min, options[id].max, "a number of children", &n, error))
+      return FALSE;
+    s->reload_batch = (int) n;
+    return TRUE;
+  case OPT_FILE:
+    if (rv->value[0] == '\0')
+      return usage_error(error, "%s: empty value", rv->origin);
+    return TRUE;              /* handled with the application */
+  case OPT_EXEC: return TRUE; /* handled with the application */
+  case OPT_ENVIRONMENT: return to_environment(rv, &s->environment, error);
+  case OPT_CONFIG: return to_string(rv, &s->config_file, error);
+  case OPT_CHECK:
+    if (strcmp(rv->value, "") == 0 || strcmp(rv->value, "text") == 0)
+      s->check = SETTINGS_CHECK_TEXT;
+    else if (strcmp(rv->value, "json") == 0)
+      s->check = SETTINGS_CHECK_JSON;
+    else
+      return usage_error(error, "%s: unknown format '%s' (text or json)", rv->origin,
+                         rv->value);
+    return TRUE;
+  case OPT_VERSION:
+  case OPT_HELP:
+  case OPT_COUNT:
+    break;
+  }
+  return TRUE;
+}
+
+static void warn(Settings *s, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+static void warn(Settings *s, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  g_ptr_array_add(s->warnings, g_strdup_vprintf(fmt, ap));
+  va_end(ap);
+}
+
+#define GIVEN(id) (merged->v[(id)].origin != NULL)
+#define ORIGIN(id) (merged->v[(id)].origin)
+
+/* Checks combinations once every value is known. */
+static gboolean check_conflicts(const Raw *merged, Settings *s, GError **error)
+{
+  if (GIVEN(OPT_SOCKET) && GIVEN(OPT_PORT))
+    return usage_error(error, "%s and %s exclude each other: give a unix socket "
+                       "or a TCP port", ORIGIN(OPT_SOCKET), ORIGIN(OPT_PORT));
+  if (GIVEN(OPT_ADDRESS) && !GIVEN(OPT_PORT)) {
+    if (!GIVEN(OPT_SOCKET))
+      return usage_error(error, "%s needs a TCP port (--port)", ORIGIN(OPT_ADDRESS));
+    warn(s, "%s is ignored with a unix socket", ORIGIN(OPT_ADDRESS));
+  }
+  if (GIVEN(OPT_PORT)) {
+    static const OptionId unix_only[] = { OPT_MODE, OPT_SOCKET_USER, OPT_SOCKET_GROUP };
+    for (gsize i = 0; i < G_N_ELEMENTS(unix_only); i++)
+      if (GIVEN(unix_only[i]))
+        warn(s, "%s is ignored with a TCP socket", ORIGIN(unix_only[i]));
+  }
+  if (GIVEN(OPT_SOCKET_BEFORE_CHROOT) && s->socket_before_chroot && !GIVEN(OPT_CHROOT))
+    warn(s, "%s is ignored without --chroot", ORIGIN(OPT_SOCKET_BEFORE_CHROOT));
+  if (s->no_fork && s->supervise)
+    return usage_error(error, "%s and %s exclude each other", ORIGIN(OPT_NO_FORK),
+                       ORIGIN(OPT_SUPERVISE));
+  if (!s->supervise) {
+    static const OptionId need_supervise[] = { OPT_RESTART_RETRIES, OPT_RESTART_WINDOW,
+                                               OPT_STOP_SIGNAL, OPT_STOP_TIMEOUT,
+                                               OPT_RELOAD_BATCH };
+    for (gsize i = 0; i < G_N_ELEMENTS(need_supervise); i++)
+      if (GIVEN(need_supervise[i]))
+        return usage_error(error, "%s needs --supervise", ORIGIN(need_supervise[i]));
+  }
+  if (s->no_fork && GIVEN(OPT_FORK) && s->fork_count != 1)
+    warn(s, "%s is ignored with --no-fork", ORIGIN(OPT_FORK));
+  if (!s->limits && !s->explain_limits) {
+    static const OptionId need_limits[] = { OPT_LIMITS_FILE, OPT_LIMITS_DIR,
+                                            OPT_LIMITS_IGNORE_ERRORS };
+    for (gsize i = 0; i < G_N_ELEMENTS(need_limits); i++)
+      if (GIVEN(need_limits[i]))
+        return usage_error(error, "%s needs --limits", ORIGIN(need_limits[i]));
+  }
+  if (s->argv == NULL && !s->explain_limits)
+    return usage_error(error, "no FastCGI application given (put it after --)");
+  return TRUE;
+}
+
+/* The application: the words after the options win over exec= and -f. */
+static gboolean choose_application(const Raw *cli, const Raw *merged, Settings *s,
+                                   GError **error)
+{
+  const RawValue *file = &merged->v[OPT_FILE];
+  const RawValue *exec = &merged->v[OPT_EXEC];
+
+  if (cli->app_argv != NULL) {
+    s->argv = g_strdupv(cli->app_argv);
+    if (file->origin != NULL)
+      warn(s, "%s is ignored: the application is given after the options",
+           file->origin);
+  } else if (file->origin != NULL) {
+    s->argv = g_new0(char *, 4);
+    s->argv[0] = g_strdup("/bin/sh");
+    s->argv[1] = g_strdup("-c");
+    s->argv[2] = g_strconcat("exec ", file->value, NULL);
+    s->argv_from_shell = TRUE;
+  } else if (exec->origin != NULL) {
+    if (!to_command(exec, &s->argv, error))
+      return FALSE;
+  }
+  return TRUE;
+}
+
+static void settings_defaults(Settings *s)
+{
+  memset(s, 0, sizeof *s);
+  s->backlog = 1024;
+  s->php_children = -1;
+  s->fork_count = 1;
+  s->restart_retries = 3;
+  s->restart_window_s = 10;
+  s->stop_signal = SIGTERM;
+  s->stop_timeout_s = 10;
+  s->reload_batch = 1;
+  s->warnings = g_ptr_array_new_with_free_func(g_free);
+}
+
+gboolean settings_parse(int argc, char **argv, Settings *out,
+                        SettingsParseResult *result, GError **error)
+{
+  Raw cli = { 0 }, file = { 0 }, merged = { 0 };
+  gboolean ok = FALSE;
+
+  settings_defaults(out);
+  *result = SETTINGS_PARSE_RUN;
+
+  if (!parse_command_line(argc, argv, &cli, error))
+    goto out;
+  if (cli.v[OPT_HELP].origin != NULL) {
+    settings_print_help(stdout);
+    *result = SETTINGS_PARSE_EXIT;
+    ok = TRUE;
+    goto out;
+  }
+  if (cli.v[OPT_VERSION].origin != NULL) {
+    settings_print_version(stdout);
+    *result = SETTINGS_PARSE_EXIT;
+    ok = TRUE;
+    goto out;
+  }
+  if (cli.v[OPT_CONFIG].origin != NULL &&
+      !parse_config_file(cli.v[OPT_CONFIG].value, &file, error))
+    goto out;
+
+  /* The command line wins.  The listening address is one setting: a socket
+   * or port on the command line replaces the file's socket, port and
+   * address as a whole. */
+  gboolean cli_sets_listen = cli.v[OPT_SOCKET].origin != NULL ||
+                             cli.v[OPT_PORT].origin != NULL;
+  for (int i = 0; i < OPT_COUNT; i++) {
+    const RawValue *from = &cli.v[i];
+    if (from->origin == NULL &&
+        !(cli_sets_listen && (i == OPT_SOCKET || i == OPT_PORT || i == OPT_ADDRESS)))
+      from = &file.v[i];
+    if (from->origin == NULL)
+      continue;
+    merged.v[i].value = g_strdup(from->value);
+    merged.v[i].origin = g_strdup(from->origin);
+    if (!apply_value(i, &merged.v[i], out, error))
+      goto out;
+  }
+  if (!choose_application(&cli, &merged, out, error))
+    goto out;
+  if (!check_conflicts(&merged, out, error))
+    goto out;
+  ok = TRUE;
+
+out:
+  raw_clear(&cli);
+  raw_clear(&file);
+  raw_clear(&merged);
+  if (!ok)
+    settings_clear(out);
+  return ok;
+}
+
+/* ---- help and version ---------------------------------------------------- */
+
+void settings_print_help(FILE *to)
+{
+  fprintf(to,
+          "Usage: spawn-fcgi [OPTION...] [--] APPLICATION [ARGUMENT...]\n"
+          "Prepare a listening socket on fd 0, drop privileges and start a\n"
+          "FastCGI application (php-cgi, fcgiwrap, ...).\n");
+  for (int sec = SECTION_SOCKET; sec <= SECTION_OTHER; sec++) {
+    fprintf(to, "\n%s:\n", section_titles[sec]);
+    for (int i = 0; i < OPT_COUNT; i++) {
+      const OptionSpec *o = &options[i];
+      char left[64];
+      if ((int) o->section != sec || !(o->where & IN_CLI))
+        continue;
+      const char *eq = o->arg && o->type != TYPE_OPTIONAL ? "=" : "";
+      if (o->short_name != 0)
+        g_snprintf(left, sizeof left, "-%c, --%s%s%s", o->short_name, o->long_name,
+                   eq, o->arg ? o->arg : "");
+      else
+        g_snprintf(left, sizeof left, "    --%s%s%s", o->long_name,
+                   eq, o->arg ? o->arg : "");
+      if (strlen(left) > 24)
+        fprintf(to, "  %s\n  %-24s  %s\n", left, "", o->help);
+      else
+        fprintf(to, "  %-24s  %s\n", left, o->help);
+    }
+  }
+  fprintf(to,
+          "\nA socket passed by systemd (LISTEN_FDS) wins over --socket/--port;\n"
+          "without either, a listening socket on fd 0 is used.\n"
+          "See spawn-fcgi(1) for exit statuses and examples.\n");
+}
+
+void settings_print_version(FILE *to)
+{
+  fprintf(to, "spawn-fcgi " PACKAGE_VERSION "\n"
+              "features: ipv6 unix-sockets systemd-socket-activation limits.conf "
+              "fork\n");
+}
+
+void settings_clear(Settings *s)
+{
+  g_free(s->socket_path);
+  g_free(s->address);
+  g_free(s->socket_user);
+  g_free(s->socket_group);
+  g_free(s->fd_name);
+  g_free(s->user);
+  g_free(s->group);
+  g_free(s->chroot_dir);
+  g_free(s->chdir_dir);
+  g_free(s->limits_file);
+  g_free(s->limits_dir);
+  g_free(s->pid_file);
+  g_strfreev(s->argv);
+  g_strfreev(s->environment);
+  g_free(s->config_file);
+  if (s->warnings != NULL)
+    g_ptr_array_unref(s->warnings);
+  memset(s, 0, sizeof *s);
+}

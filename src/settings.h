@@ -1,0 +1,94 @@
+/* settings: defaults, then the config file, then the command line, into one
+ * validated struct.
+ *
+ * Pure: nothing here touches the system beyond reading the config file.
+ * Every bad value and every conflict is rejected here, before anything
+ * happens.  Options that are accepted but have no effect (as in spawn-fcgi
+ * 1.6) are collected as warnings so that the caller can say so. */
+#pragma once
+
+#include <glib.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#define SETTINGS_ERROR (settings_error_quark())
+GQuark settings_error_quark(void);
+
+typedef enum {
+  SETTINGS_ERROR_USAGE,      /* bad option, bad value, conflict */
+  SETTINGS_ERROR_CONFIG,     /* the config file cannot be read or is malformed */
+} SettingsError;
+
+#define SETTINGS_MAX_CHILDREN 4096
+
+typedef enum {
+  SETTINGS_CHECK_NONE,
+  SETTINGS_CHECK_TEXT,
+  SETTINGS_CHECK_JSON,
+} SettingsCheck;
+
+typedef struct {
+  /* socket */
+  char *socket_path;          /* -s */
+  char *address;              /* -a */
+  guint16 port;               /* -p; 0 when not given */
+  gboolean mode_set;
+  mode_t mode;                /* -M */
+  char *socket_user;          /* -U */
+  char *socket_group;         /* -G */
+  int backlog;                /* -b */
+  gboolean socket_before_chroot; /* -S */
+  char *fd_name;              /* --fd-name */
+
+  /* privileges */
+  char *user;                 /* -u */
+  char *group;                /* -g */
+  char *chroot_dir;           /* -c */
+  char *chdir_dir;            /* -d */
+  gboolean no_new_privs;
+
+  /* limits */
+  gboolean limits;            /* -l */
+  char *limits_file;
+  char *limits_dir;
+  gboolean limits_ignore_errors;
+  gboolean explain_limits;
+
+  /* children */
+  int php_children;           /* -C; -1 when not given */
+  int fork_count;             /* -F */
+  gboolean no_fork;           /* -n */
+  char *pid_file;             /* -P */
+  gboolean supervise;         /* -w: stay and keep the children running */
+  int restart_retries;
+  int restart_window_s;
+  int stop_signal;
+  int stop_timeout_s;
+  int reload_batch;
+
+  /* application */
+  char **argv;                /* what to exec, NULL-terminated */
+  gboolean argv_from_shell;   /* argv is /bin/sh -c "exec PATH" (-f) */
+  char **environment;         /* extra KEY=VALUE entries */
+
+  /* other */
+  char *config_file;
+  SettingsCheck check;        /* --check[=json] */
+
+  GPtrArray *warnings;        /* options accepted but without effect */
+} Settings;
+
+typedef enum {
+  SETTINGS_PARSE_RUN,         /* go on with *out */
+  SETTINGS_PARSE_EXIT,        /* help or version was printed: exit 0 */
+} SettingsParseResult;
+
+/* Parses argv (and the file named by --config) into *out.  Returns FALSE
+ * with an error on any bad input; *out is then cleared. */
+gboolean settings_parse(int argc, char **argv, Settings *out,
+                        SettingsParseResult *result, GError **error);
+
+void settings_print_help(FILE *to);
+void settings_print_version(FILE *to);
+
+void settings_clear(Settings *s);

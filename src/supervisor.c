@@ -1,0 +1,431 @@
+/* supervisor: keep N children alive on one socket.  See supervisor.h. */
+#include "config.h"
+
+#include "supervisor.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "children.h"
+#include "exit-status.h"
+#include "log.h"
+
+typedef struct {
+  pid_t pid;                /* running child of this slot, or -1 */
+  gint64 started_ms;
+  int quick_failures;       /* in a row */
+  gint64 restart_at_ms;     /* a restart is due then (0: none) */
+  bool replace;             /* to be replaced by the ongoing reload */
+} Slot;
+
+typedef struct {
+  const LaunchPlan *plan;
+  const SupervisorConfig *cfg;
+  Slot *slots;
+  GArray *retiring;         /* pid_t of old children asked to stop */
+  gint64 retire_deadline_ms;
+  bool reloading;
+  bool stopping;
+  gint64 stop_deadline_ms;
+  bool killed;              /* SIGKILL sent after the stop timeout */
+  int exit_status;
+  guint64 restarts;
+  guint64 watchdog_usec;
+  gint64 watchdog_next_ms;
+  int timer_fd;
+} Supervisor;
+
+static gint64 now_ms(void)
+{
+  return g_get_monotonic_time() / 1000;
+}
+
+static int running_count(const Supervisor *sv)
+{
+  int n = 0;
+  for (int i = 0; i < sv->cfg->count; i++)
+    n += sv->slots[i].pid > 0;
+  return n;
+}
+
+static void notify_status(const Supervisor *sv)
+{
+  sd_notifyf(0, "STATUS=%d of %d children running, %" G_GUINT64_FORMAT " restarts%s",
+             running_count(sv), sv->cfg->count, sv->restarts,
+             sv->stopping ? ", stopping" : sv->reloading ? ", reloading" : "");
+}
+
+static void describe_exit(int status, char *buf, size_t len)
+{
+  if (WIFSIGNALED(status))
+    snprintf(buf, len, "was killed by signal %d (%s)", WTERMSIG(status),
+             strsignal(WTERMSIG(status)));
+  else
+    snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
+}
+
+/* ---- starting ------------------------------------------------------------ */
+
+static void give_up(Supervisor *sv);
+
+static void schedule_restart(Supervisor *sv, Slot *slot)
+{
+  int qf = slot->quick_failures;
+  gint64 delay = 0;
+
+  if (qf > sv->cfg->restart_retries) {
+    log_error("a child failed %d times in a row within %d ms of its start: giving up",
+              qf, sv->cfg->restart_window_ms);
+    give_up(sv);
+    return;
+  }
+  /* The first failure restarts at once; after that, back off. */
+  if (qf >= 2) {
+    delay = SUPERVISOR_BACKOFF_FIRST_MS;
+    for (int i = 2; i < qf && delay < SUPERVISOR_BACKOFF_MAX_MS; i++)
+      delay *= 2;
+    delay = MIN(delay, SUPERVISOR_BACKOFF_MAX_MS);
+  }
+  slot->restart_at_ms = now_ms() + delay;
+}
+
+/* Starts the child of a slot; a launch failure counts as a quick failure. */
+static bool start_slot(Supervisor *sv, Slot *slot)
+{
+  Child c;
+
+  slot->restart_at_ms = 0;
+  children_fork(sv->plan, false, &c);
+  if (c.state == CHILD_STARTING)
+    children_await_exec(&c);
+  if (c.state != CHILD_RUNNING) {
+    children_report_failure(sv->plan, &c);
+    slot->pid = -1;
+    slot->quick_failures++;
+    schedule_restart(sv, slot);
+    return false;
+  }
+  slot->pid = c.pid;
+  slot->started_ms = now_ms();
+  return true;
+}
+
+/* ---- stopping ------------------------------------------------------------ */
+
+static void signal_all(Supervisor *sv, int sig)
+{
+  for (int i = 0; i < sv->cfg->count; i++)
+    if (sv->slots[i].pid > 0)
+      kill(sv->slots[i].pid, sig);
+  for (guint i = 0; i < sv->retiring->len; i++)
+    kill(g_array_index(sv->retiring, pid_t, i), sig);
+}
+
+static void begin_stop(Supervisor *sv)
+{
+  sv->stopping = true;
+  sv->reloading = false;
+  for (int i = 0; i < sv->cfg->count; i++)
+    sv->slots[i].restart_at_ms = 0;
+  sd_notify(0, "STOPPING=1");
+  notify_status(sv);
+  signal_all(sv, sv->cfg->stop_signal);
+  sv->stop_deadline_ms = now_ms() + sv->cfg->stop_timeout_ms;
+}
+
+static void give_up(Supervisor *sv)
+{
+  sv->exit_status = EXIT_STATUS_CHILD_FAILED;
+  if (!sv->stopping)
+    begin_stop(sv);
+}
+
+/* ---- reloading ----------------------------------------------------------- */
+
+static void reload_step(Supervisor *sv);
+static void reload_batch(Supervisor *sv);
+
+static void begin_reload(Supervisor *sv)
+{
+  sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%" G_GINT64_FORMAT, g_get_monotonic_time());
+  sv->reloading = true;
+  for (int i = 0; i < sv->cfg->count; i++)
+    sv->slots[i].replace = true;
+  notify_status(sv);
+  if (sv->retiring->len == 0)
+    reload_step(sv);
+}
+
+/* Replaces batches until one has old children to wait for, or all are
+ * replaced (then READY=1). */
+static void reload_step(Supervisor *sv)
+{
+  bool more;
+
+  do {
+    reload_batch(sv);
+    if (sv->stopping || sv->retiring->len > 0)
+      return;
+    more = false;
+    for (int i = 0; i < sv->cfg->count; i++)
+      more |= sv->slots[i].replace;
+  } while (more);
+  sv->reloading = false;
+  sd_notify(0, "READY=1");
+  notify_status(sv);
+}
+
+/* Replaces the next batch: new child first, then the old one is asked to
+ * finish its requests and stop. */
+static void reload_batch(Supervisor *sv)
+{
+  int started = 0;
+
+  for (int i = 0; i < sv->cfg->count && started < sv->cfg->reload_batch; i++) {
+    Slot *slot = &sv->slots[i];
+    if (!slot->replace)
+      continue;
+    slot->replace = false;
+    pid_t old = slot->pid;
+    if (!start_slot(sv, slot)) {
+      /* Keep the old child: a reload must not take capacity away. */
+      slot->pid = old;
+      slot->restart_at_ms = 0;
+      if (sv->stopping)
+        return;
+      continue;
+    }
+    slot->quick_failures = 0;
+    if (old > 0) {
+      kill(old, sv->cfg->stop_signal);
+      g_array_append_val(sv->retiring, old);
+    }
+    started++;
+  }
+  if (sv->retiring->len > 0)
+    sv->retire_deadline_ms = now_ms() + sv->cfg->stop_timeout_ms;
+}
+
+/* ---- events -------------------------------------------------------------- */
+
+static bool remove_retiring(Supervisor *sv, pid_t pid)
+{
+  for (guint i = 0; i < sv->retiring->len; i++) {
+    if (g_array_index(sv->retiring, pid_t, i) == pid) {
+      g_array_remove_index_fast(sv->retiring, i);
+      return true;
+    }
+  }
+  return false;
+}
+
+static void on_child_exit(Supervisor *sv, pid_t pid, int status)
+{
+  char how[96];
+
+  if (remove_retiring(sv, pid)) {
+    if (sv->retiring->len == 0 && sv->reloading)
+      reload_step(sv);
+    return;
+  }
+  for (int i = 0; i < sv->cfg->count; i++) {
+    Slot *slot = &sv->slots[i];
+    if (slot->pid != pid)
+      continue;
+    slot->pid = -1;
+    if (sv->stopping)
+      return;
+    describe_exit(status, how, sizeof how);
+    gint64 lived = now_ms() - slot->started_ms;
+    log_warning("child %d %s after %" G_GINT64_FORMAT " ms; restarting", (int) pid, how, lived);
+    slot->quick_failures = lived < sv->cfg->restart_window_ms ? slot->quick_failures + 1 : 0;
+    sv->restarts++;
+    schedule_restart(sv, slot);
+    notify_status(sv);
+    return;
+  }
+}
+
+static void reap(Supervisor *sv)
+{
+  int status;
+  pid_t pid;
+  while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+    on_child_exit(sv, pid, status);
+}
+
+static void on_signal(Supervisor *sv, int sig)
+{
+  switch (sig) {
+  case SIGCHLD:
+    reap(sv);
+    break;
+  case SIGTERM:
+  case SIGINT:
+    if (sv->stopping) {
+      /* Asked again: do not make the caller wait. */
+      signal_all(sv, SIGTERM);
+    } else {
+      log_notice("stopping %d children", running_count(sv));
+      begin_stop(sv);
+    }
+    break;
+  case SIGHUP:
+    if (!sv->stopping) {
+      log_notice("reloading: replacing %d children, %d at a time", sv->cfg->count,
+                 sv->cfg->reload_batch);
+      begin_reload(sv);
+    }
+    break;
+  case SIGUSR1:
+  case SIGUSR2:
+    signal_all(sv, sig);
+    break;
+  }
+}
+
+/* Everything that is due: restarts, the end of the stop or reload grace
+ * periods, the watchdog. */
+static void on_timer(Supervisor *sv)
+{
+  gint64 now = now_ms();
+
+  if (sv->stopping && !sv->killed && now >= sv->stop_deadline_ms) {
+    log_warning("children did not stop within %d ms: killing them", sv->cfg->stop_timeout_ms);
+    signal_all(sv, SIGKILL);
+    sv->killed = true;
+  }
+  if (!sv->stopping && sv->retiring->len > 0 && now >= sv->retire_deadline_ms) {
+    for (guint i = 0; i < sv->retiring->len; i++)
+      kill(g_array_index(sv->retiring, pid_t, i), SIGKILL);
+    sv->retire_deadline_ms = G_MAXINT64;
+  }
+  for (int i = 0; i < sv->cfg->count && !sv->stopping; i++) {
+    Slot *slot = &sv->slots[i];
+    if (slot->pid < 0 && slot->restart_at_ms != 0 && now >= slot->restart_at_ms) {
+      start_slot(sv, slot);
+      notify_status(sv);
+    }
+  }
+  if (sv->watchdog_usec && now >= sv->watchdog_next_ms) {
+    sd_notify(0, "WATCHDOG=1");
+    sv->watchdog_next_ms = now + (gint64) (sv->watchdog_usec / 2000);
+  }
+}
+
+/* Arms the timer for the earliest deadline, or disarms it. */
+static void arm_timer(Supervisor *sv)
+{
+  gint64 next = G_MAXINT64;
+
+  if (sv->stopping && !sv->killed)
+    next = sv->stop_deadline_ms;
+  if (!sv->stopping && sv->retiring->len > 0)
+    next = MIN(next, sv->retire_deadline_ms);
+  for (int i = 0; i < sv->cfg->count && !sv->stopping; i++)
+    if (sv->slots[i].pid < 0 && sv->slots[i].restart_at_ms != 0)
+      next = MIN(next, sv->slots[i].restart_at_ms);
+  if (sv->watchdog_usec)
+    next = MIN(next, sv->watchdog_next_ms);
+
+  struct itimerspec its = { 0 };
+  if (next != G_MAXINT64) {
+    /* Absolute on CLOCK_MONOTONIC, which g_get_monotonic_time() uses. */
+    next = MAX(next, 1);
+    its.it_value.tv_sec = next / 1000;
+    its.it_value.tv_nsec = (next % 1000) * 1000000;
+  }
+  timerfd_settime(sv->timer_fd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
+static bool all_gone(const Supervisor *sv)
+{
+  return running_count(sv) == 0 && sv->retiring->len == 0;
+}
+
+int supervisor_run(const LaunchPlan *plan, const SupervisorConfig *cfg,
+                   const SocketPlan *socket)
+{
+  Supervisor sv = {
+    .plan = plan,
+    .cfg = cfg,
+    .slots = g_new0(Slot, cfg->count),
+    .retiring = g_array_new(FALSE, FALSE, sizeof(pid_t)),
+    .exit_status = EXIT_STATUS_OK,
+  };
+  sigset_t mask, old;
+  int sig_fd;
+
+  sigemptyset(&mask);
+  for (const int *s = (const int[]) { SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, 0 };
+       *s; s++)
+    sigaddset(&mask, *s);
+  signal(SIGCHLD, SIG_DFL);
+  sigprocmask(SIG_BLOCK, &mask, &old);
+  sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+  sv.timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+  if (sig_fd < 0 || sv.timer_fd < 0) {
+    log_error("cannot set up the supervisor's event sources: %s", g_strerror(errno));
+    return EXIT_STATUS_PRIVILEGE;
+  }
+  if (sd_watchdog_enabled(0, &sv.watchdog_usec) <= 0)
+    sv.watchdog_usec = 0;
+  sv.watchdog_next_ms = now_ms();
+
+  for (int i = 0; i < cfg->count && !sv.stopping; i++) {
+    sv.slots[i].pid = -1;
+    start_slot(&sv, &sv.slots[i]);
+  }
+  if (!sv.stopping) {
+    sd_notifyf(0, "READY=1\nMAINPID=%d", (int) getpid());
+    notify_status(&sv);
+    log_notice("supervising %d children (%d running)", cfg->count, running_count(&sv));
+  }
+
+  while (!(sv.stopping && all_gone(&sv))) {
+    struct pollfd fds[2] = {
+      { .fd = sig_fd, .events = POLLIN },
+      { .fd = sv.timer_fd, .events = POLLIN },
+    };
+    arm_timer(&sv);
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR)
+        continue;
+      log_error("poll failed: %s", g_strerror(errno));
+      give_up(&sv);
+      signal_all(&sv, SIGKILL);
+      break;
+    }
+    if (fds[0].revents & POLLIN) {
+      struct signalfd_siginfo si;
+      while (read(sig_fd, &si, sizeof si) == (ssize_t) sizeof si)
+        on_signal(&sv, (int) si.ssi_signo);
+    }
+    if (fds[1].revents & POLLIN) {
+      guint64 expirations;
+      (void) !read(sv.timer_fd, &expirations, sizeof expirations);
+      on_timer(&sv);
+    }
+    /* signalfd coalesces SIGCHLD: reap whatever is there. */
+    reap(&sv);
+  }
+
+  while (waitpid(-1, NULL, WNOHANG) > 0)
+    ;
+  socket_remove_own(socket);
+  close(sig_fd);
+  close(sv.timer_fd);
+  sigprocmask(SIG_SETMASK, &old, NULL);
+  g_array_unref(sv.retiring);
+  g_free(sv.slots);
+  return sv.exit_status;
+}

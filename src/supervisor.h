@@ -1,0 +1,40 @@
+/* supervisor: supervised mode (--supervise).  spawn-fcgi stays as the
+ * parent, holds the listening socket and keeps N children alive, each
+ * started through the same launch_exec() path as in fork mode.  It never
+ * runs application code and never enters the request path: the children
+ * accept on fd 0 themselves.
+ *
+ * Event-driven (signalfd + one timerfd): an idle supervisor sleeps in
+ * poll() with no timer armed, unless systemd asked for a watchdog.
+ *
+ *   child exits         -> restarted; quick failures back off exponentially,
+ *                          and too many in a row make it give up
+ *   SIGTERM, SIGINT     -> graceful stop: stop signal to every child, SIGKILL
+ *                          after the stop timeout; a second one is forwarded
+ *   SIGHUP              -> rolling reload: per batch, start the new children
+ *                          first, then stop the old ones and wait for them
+ *   SIGUSR1, SIGUSR2    -> forwarded to the children
+ *
+ * With NOTIFY_SOCKET set it reports READY, STATUS, RELOADING, STOPPING and
+ * WATCHDOG to systemd; the children never see NOTIFY_SOCKET. */
+#pragma once
+
+#include "launch.h"
+#include "sockets.h"
+
+typedef struct {
+  int count;                 /* children wanted */
+  int restart_retries;       /* quick failures in a row allowed per child */
+  int restart_window_ms;     /* a child that lived this long was no quick failure */
+  int stop_signal;
+  int stop_timeout_ms;
+  int reload_batch;          /* children replaced at a time on SIGHUP */
+} SupervisorConfig;
+
+#define SUPERVISOR_BACKOFF_FIRST_MS 100
+#define SUPERVISOR_BACKOFF_MAX_MS 5000
+
+/* Runs until stopped.  Returns the exit status: 0 after a graceful stop,
+ * EXIT_STATUS_CHILD_FAILED after giving up. */
+int supervisor_run(const LaunchPlan *plan, const SupervisorConfig *config,
+                   const SocketPlan *socket);

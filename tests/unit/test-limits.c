@@ -1,0 +1,1634 @@
+/* test-limits: the limits.conf parser, resolver and applier.
+ *
+ * The doc's test cases (docs/limits-conf.md) come first, each its own test,
+ * with the doc's fixture users and starting limits; then one group of
+ * tests per rule, reading files (real temp files), and applying in forked
+ * children.  Group lookups are faked: no /etc and no root needed. */
+#include "config.h"
+
+#include "limits-conf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define INF RLIM_INFINITY
+#define NR_OPEN ((rlim_t) 1048576)
+
+/* ---- Fixture: users, groups, starting limits ---- */
+
+static gid_t alice_groups[] = { 1000, 50, 2000 };
+static gid_t carol_groups[] = { 3000 };
+static gid_t num_groups[] = { 7000 };
+
+static const Identity alice = {
+  .name = (char *) "alice", .uid = 1000, .gid = 1000,
+  .groups = alice_groups, .n_groups = G_N_ELEMENTS(alice_groups),
+};
+static const Identity carol = {
+  .name = (char *) "carol", .uid = 5000, .gid = 3000,
+  .groups = carol_groups, .n_groups = G_N_ELEMENTS(carol_groups),
+};
+/* A user literally named "1000". */
+static const Identity user1000 = {
+  .name = (char *) "1000", .uid = 7000, .gid = 7000,
+  .groups = num_groups, .n_groups = G_N_ELEMENTS(num_groups),
+};
+
+typedef struct {
+  const char *name;
+  gid_t gid;
+  const char *members[3];
+} FakeGroup;
+
+/* gid 3000 (carol's primary group) deliberately has no entry.  "ops" lists
+ * alice as a member without being in her group list, "web" is in no one's
+ * member list. */
+static const FakeGroup fake_groups[] = {
+  { "alice", 1000, { NULL } },
+  { "staff", 50, { "alice", NULL } },
+  { "dev", 2000, { "alice", NULL } },
+  { "ops", 60, { "alice", NULL } },
+  { "web", 70, { NULL } },
+  { "empty", 80, { NULL } },
+};
+
+static guint fake_lookups;
+
+static gboolean listed_in(const FakeGroup *g, const char *user)
+{
+  for (int i = 0; user != NULL && g->members[i] != NULL; i++)
+    if (strcmp(g->members[i], user) == 0)
+      return TRUE;
+  return FALSE;
+}
+
+static gboolean fake_by_name(const char *group, const char *user, gid_t *gid,
+                             gboolean *listed, gpointer data G_GNUC_UNUSED)
+{
+  fake_lookups++;
+  for (gsize i = 0; i < G_N_ELEMENTS(fake_groups); i++) {
+    if (strcmp(fake_groups[i].name, group) == 0) {
+      *gid = fake_groups[i].gid;
+      *listed = listed_in(&fake_groups[i], user);
+      return TRUE;
+    }
+  }
+  return FALSE;
+}
+
+static gboolean fake_by_gid(gid_t gid, const char *user, gboolean *listed,
+                            gpointer data G_GNUC_UNUSED)
+{
+  fake_lookups++;
+  for (gsize i = 0; i < G_N_ELEMENTS(fake_groups); i++) {
+    if (fake_groups[i].gid == gid) {
+      *listed = listed_in(&fake_groups[i], user);
+      return TRUE;
+    }
+  }
+  return FALSE;
+}
+
+static const LimitsGroupLookup fake_lookup = {
+  .by_name = fake_by_name,
+  .by_gid = fake_by_gid,
+};
+
+/* nofile 1024/4096, core 0/unlimited, stack 8 MiB/unlimited, memlock
+ * 65536/65536, nice 0/0, rtprio 0/0, everything else unlimited. */
+static void fixture_context(LimitsContext *ctx, const Identity *id)
+{
+  memset(ctx, 0, sizeof *ctx);
+  ctx->id = id;
+  for (int i = 0; i < LIMITS_N_RLIMITS; i++)
+    ctx->start[i] = (struct rlimit) { INF, INF };
+  ctx->start[RLIMIT_NOFILE] = (struct rlimit) { 1024, 4096 };
+  ctx->start[RLIMIT_CORE] = (struct rlimit) { 0, INF };
+  ctx->start[RLIMIT_STACK] = (struct rlimit) { 8 * 1024 * 1024, INF };
+  ctx->start[RLIMIT_MEMLOCK] = (struct rlimit) { 65536, 65536 };
+  ctx->start[RLIMIT_NICE] = (struct rlimit) { 0, 0 };
+  ctx->start[RLIMIT_RTPRIO] = (struct rlimit) { 0, 0 };
+  ctx->nr_open = NR_OPEN;
+  ctx->groups = &fake_lookup;
+}
+
+static LimitsPlan *resolve_for(const Identity *id, const char *text)
+{
+  LimitsContext ctx;
+  LimitsText t = { "t.conf", text, -1 };
+  g_autoptr(GError) error = NULL;
+  LimitsPlan *plan;
+
+  fixture_context(&ctx, id);
+  plan = limits_resolve_texts(&ctx, &t, 1, &error);
+  g_assert_no_error(error);
+  g_assert_nonnull(plan);
+  return plan;
+}
+
+static LimitsPlan *resolve(const char *text)
+{
+  return resolve_for(&alice, text);
+}
+
+#define assert_rl(plan, res, soft, hard)                           \
+  do {                                                             \
+    struct rlimit rl_;                                             \
+    limits_plan_get((plan), (res), &rl_);                          \
+    g_assert_cmpuint(rl_.rlim_cur, ==, (rlim_t) (soft));           \
+    g_assert_cmpuint(rl_.rlim_max, ==, (rlim_t) (hard));           \
+  } while (0)
+
+#define assert_nofile(text, soft, hard)                            \
+  do {                                                             \
+    g_autoptr(LimitsPlan) p_ = resolve(text);                      \
+    assert_rl(p_, RLIMIT_NOFILE, soft, hard);                      \
+  } while (0)
+
+static void assert_unchanged(const LimitsPlan *plan)
+{
+  LimitsContext ctx;
+  fixture_context(&ctx, &alice);
+  for (int i = 0; i < LIMITS_N_RLIMITS; i++) {
+    struct rlimit rl;
+    g_assert_false(limits_plan_get(plan, i, &rl));
+    g_assert_cmpuint(rl.rlim_cur, ==, ctx.start[i].rlim_cur);
+    g_assert_cmpuint(rl.rlim_max, ==, ctx.start[i].rlim_max);
+  }
+}
+
+/* TRUE when some warning contains `needle`. */
+static gboolean has_warning(const LimitsPlan *plan, const char *needle)
+{
+  const GPtrArray *w = limits_plan_warnings(plan);
+  for (guint i = 0; i < w->len; i++)
+    if (strstr(w->pdata[i], needle) != NULL)
+      return TRUE;
+  return FALSE;
+}
+
+/* One line alone must be skipped with a warning naming t.conf:1. */
+static void assert_skipped(const char *text, const char *reason)
+{
+  g_autoptr(LimitsPlan) plan = resolve(text);
+  if (limits_plan_n_warnings(plan) != 1)
+    g_error("expected one warning for \"%s\", got %u", text,
+            limits_plan_n_warnings(plan));
+  g_assert_true(has_warning(plan, "t.conf:1: "));
+  if (reason != NULL && !has_warning(plan, reason))
+    g_error("warning for \"%s\" is \"%s\", expected it to contain \"%s\"", text,
+            (const char *) limits_plan_warnings(plan)->pdata[0], reason);
+  assert_unchanged(plan);
+}
+
+static char *explain(const LimitsPlan *plan)
+{
+  GString *out = g_string_new(NULL);
+  limits_plan_explain(plan, out);
+  return g_string_free(out, FALSE);
+}
+
+/* ---- Temporary directories with files ---- */
+
+static char *make_tmpdir(void)
+{
+  g_autoptr(GError) error = NULL;
+  char *dir = g_dir_make_tmp("test-limits-XXXXXX", &error);
+  g_assert_no_error(error);
+  return dir;
+}
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+  g_autofree char *path = g_build_filename(dir, name, NULL);
+  g_autoptr(GError) error = NULL;
+  g_file_set_contents(path, text, -1, &error);
+  g_assert_no_error(error);
+}
+
+static void remove_tree(const char *path)
+{
+  struct stat st;
+  if (lstat(path, &st) != 0)
+    return;
+  if (S_ISDIR(st.st_mode)) {
+    GDir *d = g_dir_open(path, 0, NULL);
+    const char *name;
+    chmod(path, 0700);
+    while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
+      g_autofree char *sub = g_build_filename(path, name, NULL);
+      remove_tree(sub);
+    }
+    if (d != NULL)
+      g_dir_close(d);
+    rmdir(path);
+  } else {
+    unlink(path);
+  }
+}
+
+static LimitsPlan *load(const char *file, const char *dir, const Identity *id,
+                        GError **error)
+{
+  LimitsContext ctx;
+  fixture_context(&ctx, id);
+  return limits_load_with(file, dir, &ctx, error);
+}
+
+/* ---- Doc test cases ---- */
+
+static void test_doc_01(void) { assert_nofile("* soft nofile 2000", 2000, 4096); }
+static void test_doc_02(void) { assert_nofile("* hard nofile 800", 800, 800); }
+static void test_doc_03(void) { assert_nofile("* - nofile 3000", 3000, 3000); }
+static void test_doc_04(void) { assert_nofile("* soft nofile 9000", 4096, 4096); }
+
+static void test_doc_05(void)
+{
+  assert_nofile("* soft nofile 9000\n* hard nofile 3000", 3000, 3000);
+}
+
+static void test_doc_06(void)
+{
+  assert_nofile("@staff - nofile 2000\nalice - nofile 3000\n@staff - nofile 2500",
+                3000, 3000);
+}
+
+static void test_doc_07(void)
+{
+  assert_nofile("@staff - nofile 2000\n* - nofile 3000", 2000, 2000);
+}
+
+static void test_doc_08(void)
+{
+  assert_nofile("* - nofile 2000\n* - nofile 3000", 3000, 3000);
+}
+
+static void test_doc_09(void)
+{
+  assert_nofile("alice soft nofile 2000\n@staff - nofile 3000", 2000, 4096);
+}
+
+static void test_doc_10(void)
+{
+  assert_nofile("alice hard nofile 2000\n@staff - nofile 3000", 2000, 2000);
+}
+
+static void test_doc_11(void)
+{
+  assert_nofile("@staff soft nofile 2000\n* - nofile 3000", 2000, 4096);
+}
+
+static void test_doc_12(void)
+{
+  g_autoptr(LimitsPlan) p1 = resolve("* soft nofile 2000#3000");
+  g_autoptr(LimitsPlan) p2 = resolve("\t* soft core 10 # x");
+  assert_rl(p1, RLIMIT_NOFILE, 2000, 4096);
+  assert_rl(p2, RLIMIT_CORE, 10240, INF);
+  g_assert_cmpuint(limits_plan_n_warnings(p1) + limits_plan_n_warnings(p2), ==, 0);
+}
+
+static void test_doc_13(void)
+{
+  g_autoptr(LimitsPlan) p = resolve("ALICE soft nofile 2000");
+  assert_nofile("* SOFT NOFILE 2000", 2000, 4096);
+  assert_unchanged(p);
+  g_assert_cmpuint(limits_plan_n_warnings(p), ==, 0);
+}
+
+static void test_doc_14(void)
+{
+  g_autoptr(LimitsPlan) p = resolve("* - core 10\n* - cpu 2\n* - stack 100");
+  assert_rl(p, RLIMIT_CORE, 10240, 10240);
+  assert_rl(p, RLIMIT_CPU, 120, 120);
+  assert_rl(p, RLIMIT_STACK, 102400, 102400);
+}
+
+static void test_doc_15(void)
+{
+  g_autoptr(LimitsPlan) p = resolve("* - core -1\n* - stack infinity\n* - fsize -");
+  assert_rl(p, RLIMIT_CORE, INF, INF);
+  assert_rl(p, RLIMIT_STACK, INF, INF);
+  assert_rl(p, RLIMIT_FSIZE, INF, INF);
+  g_assert_true(limits_plan_get(p, RLIMIT_FSIZE, &(struct rlimit) { 0 }));
+}
+
+static void test_doc_16(void) { assert_nofile("* soft nofile unlimited", 4096, 4096); }
+
+static void test_doc_17(void)
+{
+  assert_skipped("* soft nofile abc", "'abc'");
+}
+
+static void test_doc_18(void)
+{
+  assert_skipped("* soft nofiles 2000", "unknown item 'nofiles'");
+  assert_skipped("* medium nofile 2000", "unknown type 'medium'");
+  assert_skipped("* soft nofile", "missing value");
+  assert_skipped("*soft nofile 2000", NULL);
+}
+
+static void test_doc_19(void)
+{
+  assert_nofile("1000:1000 soft nofile 2000", 2000, 4096);
+  assert_nofile(":1000 soft nofile 2000", 2000, 4096);
+  assert_nofile("1000: soft nofile 2000", 2000, 4096);
+  assert_nofile(":1001 soft nofile 2000", 1024, 4096);
+  assert_nofile("2000:1000 soft nofile 2000", 1024, 4096);
+}
+
+static void test_doc_20(void)
+{
+  assert_nofile("1000: soft nofile 2000\nalice soft nofile 3000\n* soft nofile 2500",
+                3000, 4096);
+}
+
+static void test_doc_21(void) { assert_nofile("@:50 soft nofile 2000", 2000, 4096); }
+
+static void test_doc_22(void)
+{
+  g_autoptr(LimitsPlan) p = resolve("@50:50 soft core 7");
+  assert_unchanged(p);
+}
+
+static void test_doc_23(void)
+{
+  g_autoptr(LimitsPlan) p1 = resolve_for(&carol, "@3000: soft core 5");
+  g_autoptr(LimitsPlan) p2 = resolve_for(&carol, "@:3000 soft nofile 2000");
+  assert_rl(p1, RLIMIT_CORE, 5120, INF);
+  assert_unchanged(p2);
+}
+
+static void test_doc_24(void)
+{
+  g_autoptr(LimitsPlan) p1 = resolve("alice -\n* soft nofile 2000");
+  g_autoptr(LimitsPlan) p2 = resolve("* soft nofile 2000\nalice -");
+  g_assert_true(limits_plan_stopped(p1));
+  g_assert_true(limits_plan_stopped(p2));
+  assert_unchanged(p1);
+  assert_unchanged(p2);
+}
+
+static void test_doc_25(void)
+{
+  g_autoptr(LimitsPlan) p = resolve("* -\n* soft nofile 2000");
+  g_assert_false(limits_plan_stopped(p));
+  assert_rl(p, RLIMIT_NOFILE, 2000, 4096);
+}
+
+static void test_doc_26(void)
+{
+  g_autoptr(LimitsPlan) p1 = resolve("* - nice -5");
+  g_autoptr(LimitsPlan) p2 = resolve("* - nice 50");
+  assert_rl(p1, RLIMIT_NICE, 25, 25);
+  assert_rl(p2, RLIMIT_NICE, 1, 1);
+}
+
+static void test_doc_27(void)
+{
+  g_autoptr(LimitsPlan) p = resolve("alice - priority 5\n* - priority 7");
+  int prio = 0;
+  g_assert_true(limits_plan_priority(p, &prio));
+  g_assert_cmpint(prio, ==, 7);
+}
+
+static void test_doc_28(void)
+{
+  g_autoptr(LimitsPlan) p = resolve("* - nonewprivs 1");
+  g_autoptr(LimitsPlan) none = resolve("* - nofile 2000");
+  g_assert_true(limits_plan_no_new_privs(p));
+  g_assert_false(limits_plan_no_new_privs(none));
+}
+
+static void test_doc_29(void)
+{
+  g_autoptr(LimitsPlan) pa = resolve_for(&alice, "1000 soft nofile 2000");
+  g_autoptr(LimitsPlan) pn = resolve_for(&user1000, "1000 soft nofile 2000");
+  assert_unchanged(pa);
+  assert_rl(pn, RLIMIT_NOFILE, 2000, 4096);
+}
+
+static void test_doc_30(void)
+{
+  g_autofree char *tmp = make_tmpdir();
+  g_autofree char *file = g_build_filename(tmp, "limits.conf", NULL);
+  g_autofree char *dir = g_build_filename(tmp, "limits.d", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(LimitsPlan) p = NULL;
+
+  mkdir(dir, 0755);
+  write_file(tmp, "limits.conf", "alice - nofile 2000\n");
+  write_file(dir, "a.conf", "* - nofile 3000\n");
+  p = load(file, dir, &alice, &error);
+  g_assert_no_error(error);
+  assert_rl(p, RLIMIT_NOFILE, 2000, 2000);
+  remove_tree(tmp);
+}
+
+static void test_doc_31(void)
+{
+  g_autofree char *tmp = make_tmpdir();
+  g_autofree char *file = g_build_filename(tmp, "limits.conf", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(LimitsPlan) p = NULL;
+
+  write_file(tmp, "limits.conf", "");
+  write_file(tmp, "10.conf", "* - nofile 2000\n");
+  write_file(tmp, "9.conf", "* - nofile 3000\n");
+  p = load(file, tmp, &alice, &error);
+  g_assert_no_error(error);
+  assert_rl(p, RLIMIT_NOFILE, 3000, 3000);
+  remove_tree(tmp);
+}
+
+static void test_doc_32(void)
+{
+  g_autofree char *tmp = make_tmpdir();
+  g_autofree char *file = g_build_filename(tmp, "limits.conf", NULL);
+  g_autofree char *dir = g_build_filename(tmp, "limits.d", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(LimitsPlan) p = NULL;
+  g_autofree char *text = NULL;
+
+  mkdir(dir, 0755);
+  write_file(tmp, "limits.conf", "");
+  write_file(dir, "a.conf", "* soft nofile 2000\n");
+  write_file(dir, "z.txt", "* soft core 1\n");
+  write_file(dir, ".h.conf", "* soft stack 1\n");
+  write_file(dir, "z.conf~", "* soft memlock 1\n");
+  p = load(file, dir, &alice, &error);
+  g_assert_no_error(error);
+  assert_rl(p, RLIMIT_NOFILE, 2000, 4096);
+  assert_rl(p, RLIMIT_CORE, 0, INF);
+  assert_rl(p, RLIMIT_STACK, 8 * 1024 * 1024, INF);
+  assert_rl(p, RLIMIT_MEMLOCK, 65536, 65536);
+  text = explain(p);
+  g_assert_nonnull(strstr(text, "a.conf: 1 line"));
+  g_assert_null(strstr(text, "z.txt"));
+  g_assert_null(strstr(text, ".h.conf"));
+  g_assert_null(strstr(text, "z.conf~"));
+  remove_tree(tmp);
+}
+
+static void test_doc_33(void)
+{
+  g_autofree char *tmp = make_tmpdir();
+  g_autofree char *file = g_build_filename(tmp, "limits.conf", NULL);
+  g_autofree char *loop = g_build_filename(tmp, "b.conf", NULL);
+  g_autoptr(GError) error = NULL;
+  LimitsPlan *p;
+
+  write_file(tmp, "limits.conf", "* soft nofile 2000\n");
+  write_file(tmp, "a.conf", "* soft core 1\n");
+  write_file(tmp, "c.conf", "* soft stack 1\n");
+  g_assert_cmpint(symlink("b.conf", loop), ==, 0);
+  p = load(file, tmp, &alice, &error);
+  g_assert_null(p);
+  g_assert_error(error, LIMITS_ERROR, LIMITS_ERROR_READ);
+  g_assert_nonnull(strstr(error->message, loop));
+  g_assert_nonnull(strstr(error->message, g_strerror(ELOOP)));
+  remove_tree(tmp);
+}
+
+/* ---- Applying, in forked children ---- */
+
+typedef void (*ChildFunc)(GString *out);
+
+/* Runs fn in a forked child and returns what it wrote. */
+static char *run_in_child(ChildFunc fn)
+{
+  int fds[2];
+  pid_t pid;
+  int status;
+  GString *got = g_string_new(NULL);
+  char buf[512];
+  ssize_t n;
+
+  g_assert_cmpint(pipe(fds), ==, 0);
+  pid = fork();
+  g_assert_cmpint(pid, >=, 0);
+  if (pid == 0) {
+    GString *out = g_string_new(NULL);
+    close(fds[0]);
+    fn(out);
+    if (write(fds[1], out->str, out->len) < 0)
+      _exit(2);
+    _exit(0);
+  }
+  close(fds[1]);
+  while ((n = read(fds[0], buf, sizeof buf)) > 0)
+    g_string_append_len(got, buf, n);
+  close(fds[0]);
+  g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+  g_assert_true(WIFEXITED(status));
+  g_assert_cmpint(WEXITSTATUS(status), ==, 0);
+  return g_string_free(got, FALSE);
+}
+
+static LimitsPlan *plan_from_current(const char *text)
+{
+  LimitsContext ctx;
+  LimitsText t = { "t.conf", text, -1 };
+  limits_context_init(&ctx, &alice);
+  ctx.groups = &fake_lookup;
+  return limits_resolve_texts(&ctx, &t, 1, NULL);
+}
+
+/* Sets nofile to 1024/4096 (lowering only); FALSE when that is impossible
+ * or when raising the hard limit works (CAP_SYS_RESOURCE present). */
+static gboolean child_nofile_1024_4096(GString *out)
+{
+  struct rlimit rl;
+  getrlimit(RLIMIT_NOFILE, &rl);
+  if (rl.rlim_max < 4096) {
+    g_string_append(out, "skip: hard nofile below 4096");
+    return FALSE;
+  }
+  rl = (struct rlimit) { 1024, 4096 };
+  if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+    g_string_append_printf(out, "fail: cannot lower nofile: %s", g_strerror(errno));
+    return FALSE;
+  }
+  rl.rlim_max = 4097;
+  if (setrlimit(RLIMIT_NOFILE, &rl) == 0) {
+    g_string_append(out, "skip: this process can raise hard limits");
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static void child_raise_hard(GString *out)
+{
+  g_autoptr(LimitsPlan) plan = NULL;
+  char msg[512];
+  struct rlimit rl;
+
+  if (!child_nofile_1024_4096(out))
+    return;
+  plan = plan_from_current("# raise\n* hard nofile 8000\n");
+  if (limits_apply(plan, false, msg, sizeof msg)) {
+    g_string_append(out, "fail: apply succeeded");
+    return;
+  }
+  getrlimit(RLIMIT_NOFILE, &rl);
+  g_string_append_printf(out, "ok %llu/%llu: %s", (unsigned long long) rl.rlim_cur,
+                         (unsigned long long) rl.rlim_max, msg);
+}
+
+static void assert_child_ok(const char *got)
+{
+  if (g_str_has_prefix(got, "skip: ")) {
+    g_test_skip(got + 6);
+    return;
+  }
+  if (!g_str_has_prefix(got, "ok"))
+    g_error("child: %s", got);
+}
+
+static void test_doc_34(void)
+{
+  g_autofree char *got = run_in_child(child_raise_hard);
+  assert_child_ok(got);
+  if (g_str_has_prefix(got, "ok")) {
+    g_assert_nonnull(strstr(got, "ok 1024/4096: "));
+    g_assert_nonnull(strstr(got, "nofile"));
+    g_assert_nonnull(strstr(got, "hard 8000"));
+    g_assert_nonnull(strstr(got, "current soft 1024, hard 4096"));
+    g_assert_nonnull(strstr(got, "t.conf:2"));
+    g_assert_nonnull(strstr(got, g_strerror(EPERM)));
+  }
+}
+
+static void child_lower_soft(GString *out)
+{
+  g_autoptr(LimitsPlan) plan = NULL;
+  struct rlimit before, after;
+  char msg[256];
+
+  getrlimit(RLIMIT_NOFILE, &before);
+  if (before.rlim_cur < 64) {
+    g_string_append(out, "skip: nofile soft limit already tiny");
+    return;
+  }
+  plan = plan_from_current("* soft nofile 50\n");
+  if (!limits_apply(plan, false, msg, sizeof msg)) {
+    g_string_append_printf(out, "fail: %s", msg);
+    return;
+  }
+  getrlimit(RLIMIT_NOFILE, &after);
+  if (after.rlim_cur != 50 || after.rlim_max != before.rlim_max) {
+    g_string_append_printf(out, "fail: got %llu/%llu",
+                           (unsigned long long) after.rlim_cur,
+                           (unsigned long long) after.rlim_max);
+    return;
+  }
+  g_string_append_printf(out, "ok msg='%s'", msg);
+}
+
+static void test_apply_lower_soft(void)
+{
+  g_autofree char *got = run_in_child(child_lower_soft);
+  assert_child_ok(got);
+  if (g_str_has_prefix(got, "ok"))
+    g_assert_cmpstr(got, ==, "ok msg=''");
+}
+
+static void child_ignore_errors(GString *out)
+{
+  g_autoptr(LimitsPlan) plan = NULL;
+  char msg[512];
+  struct rlimit rl;
+
+  if (!child_nofile_1024_4096(out))
+    return;
+  /* The failing nofile must not stop core from being lowered. */
+  plan = plan_from_current("* hard nofile 8000\n* - core 0\n");
+  if (!limits_apply(plan, true, msg, sizeof msg)) {
+    g_string_append_printf(out, "fail: apply failed: %s", msg);
+    return;
+  }
+  getrlimit(RLIMIT_CORE, &rl);
+  if (rl.rlim_cur != 0 || rl.rlim_max != 0) {
+    g_string_append(out, "fail: core not lowered");
+    return;
+  }
+  g_string_append_printf(out, "ok %s", msg);
+}
+
+static void test_apply_ignore_errors(void)
+{
+  g_autofree char *got = run_in_child(child_ignore_errors);
+  assert_child_ok(got);
+  if (g_str_has_prefix(got, "ok"))
+    g_assert_nonnull(strstr(got, "t.conf:1"));
+}
+
+static void child_soft_above_hard(GString *out)
+{
+  g_autoptr(LimitsPlan) plan = NULL;
+  struct rlimit rl;
+  char msg[512];
+
+  if (!child_nofile_1024_4096(out))
+    return;
+  plan = plan_from_current("* soft nofile 100000\n");
+  if (!limits_apply(plan, false, msg, sizeof msg)) {
+    g_string_append_printf(out, "fail: %s", msg);
+    return;
+  }
+  getrlimit(RLIMIT_NOFILE, &rl);
+  g_string_append_printf(out, "ok %llu/%llu", (unsigned long long) rl.rlim_cur,
+                         (unsigned long long) rl.rlim_max);
+}
+
+static void test_apply_soft_above_hard(void)
+{
+  g_autofree char *got = run_in_child(child_soft_above_hard);
+  assert_child_ok(got);
+  if (g_str_has_prefix(got, "ok"))
+    g_assert_cmpstr(got, ==, "ok 4096/4096");
+}
+
+static void child_priority(GString *out)
+{
+  g_autoptr(LimitsPlan) plan = NULL;
+  g_autofree char *text = NULL;
+  char msg[256];
+  int before, after;
+
+  errno = 0;
+  before = getpriority(PRIO_PROCESS, 0);
+  if (before >= 19) {
+    g_string_append(out, "skip: already at nice 19");
+    return;
+  }
+  text = g_strdup_printf("* - priority %d\n", before + 1);
+  plan = plan_from_current(text);
+  if (!limits_apply(plan, false, msg, sizeof msg)) {
+    g_string_append_printf(out, "fail: %s", msg);
+    return;
+  }
+  after = getpriority(PRIO_PROCESS, 0);
+  g_string_append_printf(out, "ok %d", after - before);
+}
+
+static void test_apply_priority(void)
+{
+  g_autofree char *got = run_in_child(child_priority);
+  assert_child_ok(got);
+  if (g_str_has_prefix(got, "ok"))
+    g_assert_cmpstr(got, ==, "ok 1");
+}
+
+static void child_stopped(GString *out)
+{
+  g_autoptr(LimitsPlan) plan = NULL;
+  struct rlimit before, after;
+  char msg[256];
+
+  getrlimit(RLIMIT_NOFILE, &before);
+  plan = plan_from_current("* soft nofile 10\nalice -\n");
+  if (!limits_apply(plan, false, msg, sizeof msg)) {
+    g_string_append_printf(out, "fail: %s", msg);
+    return;
+  }
+  getrlimit(RLIMIT_NOFILE, &after);
+  g_string_append(out, before.rlim_cur == after.rlim_cur ? "ok" : "fail: changed");
+}
+
+static void test_apply_stopped(void)
+{
+  g_autofree char *got = run_in_child(child_stopped);
+  assert_child_ok(got);
+}
+
+/* ---- Rule 1-3: files ---- */
+
+static void test_files_byte_order(void)
+{
+  g_autofree char *tmp = make_tmpdir();
+  g_autofree char *file = g_build_filename(tmp, "limits.conf", NULL);
+  g_autofree char *dir = g_build_filename(tmp, "d", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(LimitsPlan) p = NULL;
+
+  mkdir(dir, 0755);
+  write_file(tmp, "limits.conf", "");
+  /* "B.conf" < "a.conf" in byte order: a.conf is read last and wins. */
+  write_file(dir, "a.conf", "* - nofile 2000\n");
+  write_file(dir, "B.conf", "* - nofile 3000\n");
+  p = load(file, dir, &alice, &error);
+  g_assert_no_error(error);
+  assert_rl(p, RLIMIT_NOFILE, 2000, 2000);
+  remove_tree(tmp);
+}
+
+static void test_files_skipped_entries(void)
+{
+  g_autofree char *tmp = make_tmpdir();
+  g_autofree char *file = g_build_filename(tmp, "limits.conf", NULL);
+  g_autofree char *dangling = g_build_filename(tmp, "d.conf", NULL);
+  g_autofree char *subdir = g_build_filename(tmp, "x.conf", NULL);
+  g_autofree char *link = g_build_filename(tmp, "l.conf", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(LimitsPlan) p = NULL;
+  g_autofree char *text = NULL;
+
+  write_file(tmp, "limits.conf", "* soft core 1\n");
+  /* open() says ENOENT, as for a file that vanished after the listing. */
+  g_assert_cmpint(symlink("nowhere", dangling), ==, 0);
+  g_assert_cmpint(mkdir(subdir, 0755), ==, 0);
+  write_file(tmp, "target", "* soft nofile 2000\n");
+  g_assert_cmpint(symlink("target", link), ==, 0);
+  write_file(tmp, ".conf", "* soft stack 1\n");
+  p = load(file, tmp, &alice, &error);
+  g_assert_no_error(error);
+  assert_rl(p, RLIMIT_CORE, 1024, INF);
+  assert_rl(p, RLIMIT_NOFILE, 2000, 4096);   /* symlink to a file is read */
+  assert_rl(p, RLIMIT_STACK, 8 * 1024 * 1024, INF);
+  text = explain(p);
+  g_assert_nonnull(strstr(text, "d.conf: gone or a dangling symlink, skipped"));
+  g_assert_nonnull(strstr(text, "x.conf: a directory, ignored"));
+  remove_tree(tmp);
+}
+
+static void test_files_explicit_file_alone(void)
+{
+  g_autofree char *tmp = make_tmpdir();
+  g_autofree char *file = g_build_filename(tmp, "limits.conf", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(LimitsPlan) p = NULL;
+  g_autofree char *text = NULL;
+
+  write_file(tmp, "limits.conf", "* soft nofile 2000\n");
+  p = load(file, NULL, &alice, &error);
+  g_assert_no_error(error);
+  assert_rl(p, RLIMIT_NOFILE, 2000, 4096);
+  text = explain(p);
+  g_assert_null(strstr(text, LIMITS_DEFAULT_DIR));
+  remove_tree(tmp);
+}
+
+static void test_files_missing(void)
+{
+  g_autofree char *tmp = make_tmpdir();
+  g_autofree char *file = g_build_filename(tmp, "nope.conf", NULL);
+  g_autofree char *dir = g_build_filename(tmp, "nope.d", NULL);
+  g_autofree char *real = g_build_filename(tmp, "limits.conf", NULL);
+  g_autoptr(GError) e1 = NULL;
+  g_autoptr(GError) e2 = NULL;
+  LimitsPlan *p;
+
+  p = load(file, NULL, &alice, &e1);
+  g_assert_null(p);
+  g_assert_error(e1, LIMITS_ERROR, LIMITS_ERROR_READ);
+  g_assert_nonnull(strstr(e1->message, file));
+
+  write_file(tmp, "limits.conf", "");
+  p = load(real, dir, &alice, &e2);
+  g_assert_null(p);
+  g_assert_error(e2, LIMITS_ERROR, LIMITS_ERROR_READ);
+  g_assert_nonnull(strstr(e2->message, dir));
+  remove_tree(tmp);
+}
+
+static void test_files_not_regular(void)
+{
+  g_autofree char *tmp = make_tmpdir();
+  g_autofree char *fifo = g_build_filename(tmp, "f.conf", NULL);
+  g_autoptr(GError) e1 = NULL;
+  g_autoptr(GError) e2 = NULL;
+  g_autoptr(GError) e3 = NULL;
+  g_autoptr(LimitsPlan) devnull = NULL;
+
+  /* The main file a directory: EISDIR. */
+  g_assert_null(load(tmp, NULL, &alice, &e1));
+  g_assert_error(e1, LIMITS_ERROR, LIMITS_ERROR_READ);
+  g_assert_nonnull(strstr(e1->message, g_strerror(EISDIR)));
+
+  /* A FIFO would block: refused, not read. */
+  g_assert_cmpint(mkfifo(fifo, 0600), ==, 0);
+  g_assert_null(load(fifo, NULL, &alice, &e2));
+  g_assert_error(e2, LIMITS_ERROR, LIMITS_ERROR_READ);
+  g_assert_nonnull(strstr(e2->message, "not a regular file"));
+
+  /* /dev/null: an empty file. */
+  devnull = load("/dev/null", NULL, &alice, &e3);
+  g_assert_no_error(e3);
+  assert_unchanged(devnull);
+  remove_tree(tmp);
+}
+
+static void test_files_too_large(void)
+{
+  g_autofree char *tmp = make_tmpdir();
+  g_autofree char *big = g_build_filename(tmp, "big.conf", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GError) e2 = NULL;
+  g_autofree char *text = NULL;
+  LimitsText t;
+  LimitsContext ctx;
+  int fd;
+
+  /* A sparse file of LIMITS_MAX_FILE_SIZE + 1 bytes. */
+  fd = open(big, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  g_assert_cmpint(fd, >=, 0);
+  g_assert_cmpint(ftruncate(fd, LIMITS_MAX_FILE_SIZE + 1), ==, 0);
+  close(fd);
+  g_assert_null(load(big, NULL, &alice, &error));
+  g_assert_error(error, LIMITS_ERROR, LIMITS_ERROR_READ);
+  g_assert_nonnull(strstr(error->message, big));
+  g_assert_nonnull(strstr(error->message, "16 MiB"));
+
+  /* Exactly the maximum is fine (pure path). */
+  text = g_malloc(LIMITS_MAX_FILE_SIZE + 1);
+  memset(text, '#', LIMITS_MAX_FILE_SIZE + 1);
+  fixture_context(&ctx, &alice);
+  t = (LimitsText) { "t.conf", text, LIMITS_MAX_FILE_SIZE };
+  limits_plan_free(limits_resolve_texts(&ctx, &t, 1, &e2));
+  g_assert_no_error(e2);
+  t.len = LIMITS_MAX_FILE_SIZE + 1;
+  g_assert_null(limits_resolve_texts(&ctx, &t, 1, &e2));
+  g_assert_error(e2, LIMITS_ERROR, LIMITS_ERROR_READ);
+  remove_tree(tmp);
+}
+
+static void test_files_no_limits_stops_later_files(void)
+{
+  g_autofree char *tmp = make_tmpdir();
+  g_autofree char *file = g_build_filename(tmp, "limits.conf", NULL);
+  g_autofree char *loop = g_build_filename(tmp, "c.conf", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(LimitsPlan) p = NULL;
+  g_autofree char *text = NULL;
+
+  write_file(tmp, "limits.conf", "* soft core 1\n");
+  write_file(tmp, "a.conf", "* soft nofile 2000\n@staff -\n* soft stack 1\n");
+  write_file(tmp, "b.conf", "* soft memlock 1\n");
+  /* Never opened: processing stopped before. */
+  g_assert_cmpint(symlink("c.conf", loop), ==, 0);
+  p = load(file, tmp, &alice, &error);
+  g_assert_no_error(error);
+  g_assert_true(limits_plan_stopped(p));
+  assert_unchanged(p);
+  text = explain(p);
+  g_assert_null(strstr(text, "b.conf"));
+  g_assert_nonnull(strstr(text, "a.conf:2"));
+  g_assert_nonnull(strstr(text, "No limits"));
+  remove_tree(tmp);
+}
+
+/* ---- Rules 4-7: lines ---- */
+
+static void test_lines_comments_and_blanks(void)
+{
+  g_autoptr(LimitsPlan) p = resolve(
+      "# comment\n"
+      "\n"
+      "   \t  \n"
+      "   # indented comment\n"
+      "#* soft nofile 10\n"
+      "* soft nofile 2000# trailing\n"
+      "* soft core 2#3\n"
+      "\t \t* \t hard \t stack\t 100 \t\n");
+  assert_rl(p, RLIMIT_NOFILE, 2000, 4096);
+  assert_rl(p, RLIMIT_CORE, 2048, INF);
+  assert_rl(p, RLIMIT_STACK, 102400, 102400);   /* soft lowered to hard */
+  g_assert_cmpuint(limits_plan_n_warnings(p), ==, 0);
+}
+
+static void test_lines_crlf(void)
+{
+  g_autoptr(LimitsPlan) p = resolve(
+      "* soft nofile unlimited\r\n"
+      "* hard core 10\r\n"
+      "* soft stack 100 # c\r\n"
+      "\r\n");
+  g_autoptr(LimitsPlan) stop = resolve("alice -\r\n* soft nofile 2000\r\n");
+  assert_rl(p, RLIMIT_NOFILE, 4096, 4096);
+  assert_rl(p, RLIMIT_CORE, 0, 10240);
+  assert_rl(p, RLIMIT_STACK, 102400, INF);
+  g_assert_cmpuint(limits_plan_n_warnings(p), ==, 0);
+  g_assert_true(limits_plan_stopped(stop));
+}
+
+static void test_lines_no_final_newline(void)
+{
+  assert_nofile("* soft core 1\n* soft nofile 2000", 2000, 4096);
+}
+
+static void test_lines_case(void)
+{
+  g_autoptr(LimitsPlan) p = resolve("* HaRd NoFiLe UnLiMiTeD\n* SOFT CORE INFINITY\n"
+                                    "* - NONEWPRIVS 1");
+  g_autoptr(LimitsPlan) grp = resolve("@STAFF soft nofile 2000");
+  assert_rl(p, RLIMIT_NOFILE, 1024, NR_OPEN);
+  assert_rl(p, RLIMIT_CORE, INF, INF);
+  g_assert_true(limits_plan_no_new_privs(p));
+  assert_unchanged(grp);
+  g_assert_cmpuint(limits_plan_n_warnings(grp), ==, 0);
+}
+
+static void test_lines_value_rest_of_line(void)
+{
+  /* The value is the rest of the line: "20 30" is not a number (D3). */
+  assert_skipped("* soft nofile 20 30", "'20 30'");
+  assert_skipped("* soft nofile 2000 extra", "'2000 extra'");
+}
+
+static void test_lines_field_counts(void)
+{
+  assert_skipped("alice", "only 'alice'");
+  assert_skipped("alice soft", "got 2 fields");
+  assert_skipped("alice soft nofile", "missing value");
+  /* Two fields, the second starting with '-': a no-limits line. */
+  {
+    g_autoptr(LimitsPlan) p = resolve("alice -anything\n* soft nofile 5");
+    g_assert_true(limits_plan_stopped(p));
+    g_assert_cmpuint(limits_plan_n_warnings(p), ==, 0);
+  }
+}
+
+static void test_lines_long(void)
+{
+  g_autoptr(GString) text = g_string_new("* soft nofile");
+  g_autoptr(LimitsPlan) p = NULL;
+  g_autoptr(GString) comment = g_string_new("#");
+
+  for (int i = 0; i < 200000; i++)
+    g_string_append_c(text, i % 2 ? ' ' : '\t');
+  g_string_append(text, "2000\n");
+  for (int i = 0; i < 300000; i++)
+    g_string_append_c(comment, 'x');
+  g_string_append_c(comment, '\n');
+  g_string_prepend(text, comment->str);
+  p = resolve(text->str);
+  assert_rl(p, RLIMIT_NOFILE, 2000, 4096);
+  g_assert_cmpuint(limits_plan_n_warnings(p), ==, 0);
+}
+
+static void test_lines_nul_bytes(void)
+{
+  static const char text[] = "* soft nofile 2000\0junk\n@st\0aff soft core 1\n"
+                             "* soft stack 1\n";
+  LimitsContext ctx;
+  LimitsText t = { "t.conf", text, sizeof text - 1 };
+  g_autoptr(LimitsPlan) p = NULL;
+
+  fixture_context(&ctx, &alice);
+  p = limits_resolve_texts(&ctx, &t, 1, NULL);
+  g_assert_nonnull(p);
+  assert_rl(p, RLIMIT_NOFILE, 1024, 4096);
+  assert_rl(p, RLIMIT_CORE, 0, INF);
+  assert_rl(p, RLIMIT_STACK, 1024, INF);
+  g_assert_true(has_warning(p, "t.conf:1: invalid value '2000\\x00junk'"));
+}
+
+static void test_lines_chunked_feed(void)
+{
+  static const char text[] =
+      "# header\r\n* soft nofile 2000\n@staff hard core 10\nalice - stack 64\n"
+      "bad line here\n1000: soft memlock 1\n* - priority 3\nno newline at end";
+  LimitsContext ctx;
+  LimitsText t = { "t.conf", text, -1 };
+  g_autoptr(LimitsPlan) whole = NULL;
+  g_autofree char *expected = NULL;
+
+  fixture_context(&ctx, &alice);
+  whole = limits_resolve_texts(&ctx, &t, 1, NULL);
+  expected = explain(whole);
+
+  for (gsize step = 1; step <= 7; step++) {
+    g_autoptr(LimitsResolver) r = limits_resolver_new(&ctx);
+    g_autoptr(LimitsPlan) p = NULL;
+    g_autofree char *got = NULL;
+
+    limits_resolver_begin_file(r, "t.conf");
+    for (gsize off = 0; off < sizeof text - 1; off += step)
+      g_assert_true(limits_resolver_feed(r, text + off,
+                                         MIN(step, sizeof text - 1 - off), NULL));
+    limits_resolver_end_file(r);
+    p = limits_resolver_finish(g_steal_pointer(&r));
+    got = explain(p);
+    g_assert_cmpstr(got, ==, expected);
+  }
+}
+
+/* ---- Rules 8-13: domains ---- */
+
+static void test_domains_uid_ranges(void)
+{
+  assert_nofile("0: soft nofile 2000", 2000, 4096);
+  assert_nofile("0:4294967295 soft nofile 2000", 2000, 4096);
+  assert_nofile("01000:01000 soft nofile 2000", 2000, 4096);
+  assert_nofile("999:999 soft nofile 2000", 1024, 4096);
+  assert_nofile("1001: soft nofile 2000", 1024, 4096);
+  assert_nofile(":0 soft nofile 2000", 1024, 4096);
+  assert_nofile("4294967295: soft nofile 2000", 1024, 4096);
+  assert_nofile("1000:999 soft nofile 2000", 1024, 4096);
+}
+
+static void test_domains_uid_invalid(void)
+{
+  /* D2: pam_limits would truncate 4294967296 to 0 and match everyone. */
+  assert_skipped("4294967296: soft nofile 2000", "invalid uid range '4294967296:'");
+  assert_skipped(":4294967296 soft nofile 2000", "invalid uid range");
+  assert_skipped("0:99999999999999999999999 soft nofile 2000", "invalid uid range");
+  assert_skipped(": soft nofile 2000", "invalid uid range ':'");
+  assert_skipped(":x soft nofile 2000", "invalid uid range");
+  assert_skipped("a:b soft nofile 2000", "invalid uid range");
+  assert_skipped("-1: soft nofile 2000", "invalid uid range");
+  assert_skipped("+1000: soft nofile 2000", "invalid uid range");
+  assert_skipped("1000:+2000 soft nofile 2000", "invalid uid range");
+  assert_skipped("0x10: soft nofile 2000", "invalid uid range");
+  assert_skipped("1:2:3 soft nofile 2000", "invalid uid range");
+  assert_skipped("alice: soft nofile 2000", "invalid uid range");
+}
+
+static void test_domains_gid(void)
+{
+  assert_nofile("@1000:1000 soft nofile 2000", 2000, 4096);   /* primary */
+  assert_nofile("@999: soft nofile 2000", 2000, 4096);
+  assert_nofile("@1001: soft nofile 2000", 1024, 4096);
+  assert_nofile("@2000:2000 soft nofile 2000", 1024, 4096);   /* supplementary */
+  assert_nofile("@:1000 soft nofile 2000", 2000, 4096);       /* primary, exists */
+  assert_nofile("@:2000 soft nofile 2000", 2000, 4096);
+  assert_nofile("@:60 soft nofile 2000", 2000, 4096);         /* member list */
+  assert_nofile("@:70 soft nofile 2000", 1024, 4096);
+  assert_nofile("@:4294967295 soft nofile 2000", 1024, 4096);
+  assert_skipped("@4294967296: soft nofile 2000", "invalid gid range '@4294967296:'");
+  assert_skipped("@: soft nofile 2000", "invalid gid range");
+  assert_skipped("@:-5 soft nofile 2000", "invalid gid range");
+  assert_skipped("@ soft nofile 2000", "empty group name");
+}
+
+static void test_domains_groups(void)
+{
+  static gid_t web_groups[] = { 1000, 70 };
+  const Identity webby = {
+    .name = (char *) "webby", .uid = 1100, .gid = 1000,
+    .groups = web_groups, .n_groups = G_N_ELEMENTS(web_groups),
+  };
+  g_autoptr(LimitsPlan) via_grouplist = resolve_for(&webby, "@web soft nofile 2000");
+
+  assert_nofile("@alice soft nofile 2000", 2000, 4096);   /* primary group */
+  assert_nofile("@staff soft nofile 2000", 2000, 4096);
+  assert_nofile("@ops soft nofile 2000", 2000, 4096);     /* member list only */
+  assert_nofile("@web soft nofile 2000", 1024, 4096);
+  assert_nofile("@empty soft nofile 2000", 1024, 4096);
+  assert_nofile("@nosuch soft nofile 2000", 1024, 4096);
+  assert_rl(via_grouplist, RLIMIT_NOFILE, 2000, 4096);
+  {
+    g_autoptr(LimitsPlan) p = resolve("@nosuch soft nofile 2000");
+    g_assert_cmpuint(limits_plan_n_warnings(p), ==, 0);
+  }
+}
+
+static void test_domains_group_cache(void)
+{
+  g_autoptr(GString) text = g_string_new(NULL);
+  g_autoptr(LimitsPlan) p = NULL;
+
+  for (int i = 0; i < 1000; i++)
+    g_string_append(text, "@staff soft nofile 2000\n@nosuch soft core 1\n");
+  fake_lookups = 0;
+  p = resolve(text->str);
+  assert_rl(p, RLIMIT_NOFILE, 2000, 4096);
+  g_assert_cmpuint(fake_lookups, ==, 2);
+}
+
+static void test_domains_names(void)
+{
+  assert_nofile("alice soft nofile 2000", 2000, 4096);
+  assert_nofile("alicia soft nofile 2000", 1024, 4096);
+  assert_nofile("alic soft nofile 2000", 1024, 4096);
+  assert_nofile("*x soft nofile 2000", 1024, 4096);
+}
+
+static void test_domains_no_passwd_entry(void)
+{
+  const Identity nobody = { .name = NULL, .uid = 4242, .gid = (gid_t) -1 };
+  g_autoptr(LimitsPlan) p1 = resolve_for(&nobody, "* soft nofile 2000");
+  g_autoptr(LimitsPlan) p2 = resolve_for(&nobody, "4242: soft nofile 2000");
+  g_autoptr(LimitsPlan) p3 = resolve_for(&nobody, "@0: soft nofile 2000\n"
+                                         "@staff soft core 1");
+  g_autofree char *text = explain(p1);
+  assert_rl(p1, RLIMIT_NOFILE, 2000, 4096);
+  assert_rl(p2, RLIMIT_NOFILE, 2000, 4096);
+  assert_unchanged(p3);
+  g_assert_nonnull(strstr(text, "uid 4242"));
+}
+
+static void test_domains_percent(void)
+{
+  g_autoptr(LimitsPlan) p = resolve("% - nofile 2000\n%staff soft core 1\n"
+                                    "%:50 - priority 5\n% - nonewprivs 1");
+  g_autoptr(LimitsPlan) logins = resolve("% - maxlogins 2\n%staff hard maxlogins 3\n"
+                                         "%:50 - maxsyslogins unlimited");
+  g_autofree char *text = explain(logins);
+
+  assert_unchanged(p);
+  g_assert_false(limits_plan_priority(p, &(int) { 0 }));
+  g_assert_false(limits_plan_no_new_privs(p));
+  g_assert_cmpuint(limits_plan_n_warnings(p), ==, 0);
+  g_assert_cmpuint(limits_plan_n_warnings(logins), ==, 0);
+  g_assert_nonnull(strstr(text, "maxlogins"));
+  g_assert_nonnull(strstr(text, "t.conf:1 and 2 more lines"));
+  assert_skipped("%1:2 - maxlogins 3", "not supported with %");
+}
+
+/* ---- Rules 14-16: precedence ---- */
+
+static void test_precedence_classes(void)
+{
+  /* A later, less specific line never overrides; same class: last wins. */
+  assert_nofile("1000: - nofile 2000\n@staff - nofile 3000\n* - nofile 3500", 2000, 2000);
+  assert_nofile("@:50 - nofile 2000\n@dev - nofile 2500\n* - nofile 3500", 2500, 2500);
+  assert_nofile("* - nofile 2000\n@dev - nofile 2500\nalice - nofile 3000", 3000, 3000);
+  assert_nofile("alice - nofile 3000\n:1000 - nofile 2000", 2000, 2000);
+  /* Rule 15: hard rejected as well when the soft half is rejected. */
+  assert_nofile("@staff soft nofile 2000\n* - nofile 3000\n", 2000, 4096);
+  /* Hard alone is not affected by the soft class. */
+  assert_nofile("alice soft nofile 2000\n* hard nofile 3000\n", 2000, 3000);
+}
+
+static void test_precedence_priority_last_wins(void)
+{
+  g_autoptr(LimitsPlan) p = resolve("* - priority 1\nalice - priority -3\n"
+                                    "* soft priority 4\n* - nonewprivs 1\n"
+                                    "alice - nonewprivs 0\n");
+  int prio = 0;
+  g_assert_true(limits_plan_priority(p, &prio));
+  g_assert_cmpint(prio, ==, 4);
+  g_assert_false(limits_plan_no_new_privs(p));
+}
+
+/* ---- Rules 17-24: types, items, values ---- */
+
+static void test_values_units(void)
+{
+  g_autoptr(LimitsPlan) p = resolve(
+      "* - data 1\n* - fsize 2\n* - rss 3\n* - memlock 4\n* - as 5\n"
+      "* - nproc 6\n* - locks 7\n* - sigpending 8\n* - rtprio 9\n"
+      "* - msgqueue 10\n* - rttime 11\n");
+  assert_rl(p, RLIMIT_DATA, 1024, 1024);
+  assert_rl(p, RLIMIT_FSIZE, 2048, 2048);
+  assert_rl(p, RLIMIT_RSS, 3072, 3072);
+  assert_rl(p, RLIMIT_MEMLOCK, 4096, 4096);
+  assert_rl(p, RLIMIT_AS, 5120, 5120);
+  assert_rl(p, RLIMIT_NPROC, 6, 6);
+  assert_rl(p, RLIMIT_LOCKS, 7, 7);
+  assert_rl(p, RLIMIT_SIGPENDING, 8, 8);
+  assert_rl(p, RLIMIT_RTPRIO, 9, 9);
+  assert_rl(p, RLIMIT_MSGQUEUE, 10, 10);
+  assert_rl(p, RLIMIT_RTTIME, 11, 11);
+}
+
+static void test_values_saturation(void)
+{
+  g_autoptr(LimitsPlan) p = resolve(
+      "* - core 18014398509481983\n"        /* (2^64-1)/1024: still fits */
+      "* - data 18014398509481984\n"        /* 2^54 KiB overflows */
+      "* - cpu 307445734561825860\n"        /* fits in seconds */
+      "* - rss 99999999999999999999999\n"
+      "* - msgqueue 18446744073709551615\n"
+      "* - rttime 18446744073709551616\n"
+      "* - nofile 99999999999999999999999\n"
+      "* - nproc 0\n");
+  assert_rl(p, RLIMIT_CORE, 18446744073709550592ull, 18446744073709550592ull);
+  assert_rl(p, RLIMIT_DATA, INF, INF);
+  assert_rl(p, RLIMIT_CPU, 18446744073709551600ull, 18446744073709551600ull);
+  assert_rl(p, RLIMIT_RSS, INF, INF);
+  assert_rl(p, RLIMIT_MSGQUEUE, INF, INF);
+  assert_rl(p, RLIMIT_RTTIME, INF, INF);
+  assert_rl(p, RLIMIT_NOFILE, NR_OPEN, NR_OPEN);   /* rule 21 */
+  assert_rl(p, RLIMIT_NPROC, 0, 0);
+  {
+    g_autoptr(LimitsPlan) cpu = resolve("* - cpu 307445734561825861");
+    assert_rl(cpu, RLIMIT_CPU, INF, INF);
+  }
+  g_assert_cmpuint(limits_plan_n_warnings(p), ==, 0);
+}
+
+static void test_values_unlimited_words(void)
+{
+  static const char *const words[] = { "-1", "-", "unlimited", "infinity",
+                                       "UNLIMITED", "Infinity" };
+  for (gsize i = 0; i < G_N_ELEMENTS(words); i++) {
+    g_autofree char *text = g_strdup_printf("* - as %s\n* hard nofile %s", words[i], words[i]);
+    g_autoptr(LimitsPlan) p = resolve(text);
+    assert_rl(p, RLIMIT_AS, INF, INF);
+    assert_rl(p, RLIMIT_NOFILE, 1024, NR_OPEN);
+  }
+}
+
+static void test_values_d3(void)
+{
+  assert_skipped("* soft nofile 12abc", "'12abc'");
+  assert_skipped("* soft nofile 0x800", "'0x800'");
+  assert_skipped("* soft nofile -5", "'-5'");
+  assert_skipped("* soft nofile +5", "'+5'");
+  assert_skipped("* soft nofile -2", NULL);
+  assert_skipped("* soft core 1.5", NULL);
+  assert_skipped("* soft core --", NULL);
+  assert_skipped("* soft core unlimitedx", NULL);
+}
+
+static void test_values_nice(void)
+{
+  static const struct { const char *v; rlim_t want; } cases[] = {
+    { "19", 1 }, { "-20", 40 }, { "0", 20 }, { "-1", 21 }, { "+5", 15 },
+    { "20", 1 }, { "-21", 40 }, { "99999999999999999999999", 1 },
+    { "-99999999999999999999999", 40 },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autofree char *text = g_strdup_printf("* - nice %s", cases[i].v);
+    g_autoptr(LimitsPlan) p = resolve(text);
+    assert_rl(p, RLIMIT_NICE, cases[i].want, cases[i].want);
+  }
+  assert_skipped("* - nice unlimited", "for nice");
+  assert_skipped("* - nice -", "for nice");
+  assert_skipped("* - nice infinity", "for nice");
+  assert_skipped("* - nice 0x5", "for nice");
+  assert_skipped("* - nice 5x", "for nice");
+}
+
+static void test_values_priority(void)
+{
+  static const struct { const char *v; int want; } cases[] = {
+    { "-5", -5 }, { "0", 0 }, { "+3", 3 }, { "-1", -1 },
+    { "99999999999", INT_MAX }, { "-99999999999999999999999", INT_MIN },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autofree char *text = g_strdup_printf("* hard priority %s", cases[i].v);
+    g_autoptr(LimitsPlan) p = resolve(text);
+    int prio = 12345;
+    g_assert_true(limits_plan_priority(p, &prio));
+    g_assert_cmpint(prio, ==, cases[i].want);
+  }
+  assert_skipped("* - priority abc", "for priority");
+  assert_skipped("* - priority unlimited", "for priority");
+  assert_skipped("* bogus priority 5", "unknown type 'bogus'");
+}
+
+static void test_values_nonewprivs_d4(void)
+{
+  g_autoptr(LimitsPlan) p = resolve("* - nonewprivs 1\n* - nonewprivs 2\n"
+                                    "* - nonewprivs yes\n");
+  g_autoptr(LimitsPlan) untyped = resolve("* whatever nonewprivs 1");
+  g_autoptr(LimitsPlan) cleared = resolve("* - nonewprivs 1\nalice soft nonewprivs 0");
+  g_assert_true(limits_plan_no_new_privs(p));
+  g_assert_cmpuint(limits_plan_n_warnings(p), ==, 2);
+  g_assert_true(has_warning(p, "t.conf:2: invalid value '2' for nonewprivs"));
+  g_assert_true(has_warning(p, "t.conf:3: "));
+  g_assert_true(limits_plan_no_new_privs(untyped));
+  g_assert_false(limits_plan_no_new_privs(cleared));
+}
+
+static void test_values_maxlogins(void)
+{
+  g_autoptr(LimitsPlan) p = resolve("* - maxlogins 4\nalice whatever maxsyslogins 2\n"
+                                    "* soft nofile 2000\n");
+  g_autofree char *text = explain(p);
+  assert_rl(p, RLIMIT_NOFILE, 2000, 4096);
+  g_assert_cmpuint(limits_plan_n_warnings(p), ==, 0);
+  g_assert_nonnull(strstr(text, "maxlogins"));
+  g_assert_nonnull(strstr(text, "not a login session"));
+  g_assert_nonnull(strstr(text, "t.conf:1"));
+  assert_skipped("* - maxlogins many", "for maxlogins");
+}
+
+/* ---- Rule 20: no limits ---- */
+
+static void test_no_limits_domains(void)
+{
+  static const char *const stops[] = {
+    "alice -", "@staff -", "@ops -", "@:50 -", "@1000:1000 -", "@1000: -",
+    "1000: -", ":1000 -", "0:2000 -",
+  };
+  static const char *const goes_on[] = {
+    "* -", "% -", "%staff -", "%:50 -", "bob -", "@web -", "@nosuch -",
+    "@:70 -", "1001: -", "ALICE -",
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS(stops); i++) {
+    g_autofree char *text = g_strdup_printf("* soft nofile 2000\n* - priority 3\n"
+                                            "* - nonewprivs 1\n%s\n* soft core 1\n",
+                                            stops[i]);
+    g_autoptr(LimitsPlan) p = resolve(text);
+    g_assert_true(limits_plan_stopped(p));
+    assert_unchanged(p);
+    g_assert_false(limits_plan_priority(p, &(int) { 0 }));
+    g_assert_false(limits_plan_no_new_privs(p));
+  }
+  for (gsize i = 0; i < G_N_ELEMENTS(goes_on); i++) {
+    g_autofree char *text = g_strdup_printf("%s\n* soft nofile 2000\n", goes_on[i]);
+    g_autoptr(LimitsPlan) p = resolve(text);
+    g_assert_false(limits_plan_stopped(p));
+    assert_rl(p, RLIMIT_NOFILE, 2000, 4096);
+  }
+  assert_skipped("4294967296: -", "invalid uid range");
+}
+
+static void test_no_limits_keeps_earlier_warnings(void)
+{
+  g_autoptr(LimitsPlan) p = resolve("* soft nofile abc\nalice -\n* soft core xyz\n");
+  g_assert_true(limits_plan_stopped(p));
+  g_assert_cmpuint(limits_plan_n_warnings(p), ==, 1);
+  g_assert_true(has_warning(p, "t.conf:1: "));
+}
+
+static void test_no_limits_stops_later_texts(void)
+{
+  LimitsContext ctx;
+  LimitsText t[] = {
+    { "a.conf", "* soft nofile 2000\n", -1 },
+    { "b.conf", "@dev -\n", -1 },
+    { "c.conf", "* soft core 1\n* soft core bad\n", -1 },
+  };
+  g_autoptr(LimitsPlan) p = NULL;
+  fixture_context(&ctx, &alice);
+  p = limits_resolve_texts(&ctx, t, G_N_ELEMENTS(t), NULL);
+  g_assert_true(limits_plan_stopped(p));
+  assert_unchanged(p);
+  g_assert_cmpuint(limits_plan_n_warnings(p), ==, 0);
+}
+
+/* ---- Warnings ---- */
+
+static void test_warnings_file_line(void)
+{
+  LimitsContext ctx;
+  LimitsText t[] = {
+    { "/etc/security/limits.conf", "# x\n* soft nofile abc\n", -1 },
+    { "/etc/security/limits.d/a.conf", "\n\n* bogus core 1\n", -1 },
+  };
+  g_autoptr(LimitsPlan) p = NULL;
+  const GPtrArray *w;
+
+  fixture_context(&ctx, &alice);
+  p = limits_resolve_texts(&ctx, t, G_N_ELEMENTS(t), NULL);
+  w = limits_plan_warnings(p);
+  g_assert_cmpuint(w->len, ==, 2);
+  g_assert_true(g_str_has_prefix(w->pdata[0], "/etc/security/limits.conf:2: "));
+  g_assert_true(g_str_has_prefix(w->pdata[1], "/etc/security/limits.d/a.conf:3: "));
+  g_assert_nonnull(strstr(w->pdata[1], "'bogus'"));
+}
+
+static void test_warnings_bounded(void)
+{
+  g_autoptr(GString) text = g_string_new(NULL);
+  g_autoptr(LimitsPlan) p = NULL;
+  const GPtrArray *w;
+
+  for (int i = 0; i < 1000; i++)
+    g_string_append(text, "* soft nofile bad\n");
+  g_string_append(text, "* soft nofile 2000\n");
+  p = resolve(text->str);
+  w = limits_plan_warnings(p);
+  g_assert_cmpuint(limits_plan_n_warnings(p), ==, 1000);
+  g_assert_cmpuint(w->len, ==, LIMITS_MAX_WARNINGS + 1);
+  g_assert_true(g_str_has_prefix(w->pdata[LIMITS_MAX_WARNINGS - 1], "t.conf:100: "));
+  g_assert_cmpstr(w->pdata[LIMITS_MAX_WARNINGS], ==, "(900 more skipped lines not listed)");
+  assert_rl(p, RLIMIT_NOFILE, 2000, 4096);
+}
+
+static void test_warnings_quoting(void)
+{
+  g_autoptr(GString) text = g_string_new("* soft nofile ");
+  g_autoptr(LimitsPlan) p1 = NULL;
+  g_autoptr(LimitsPlan) p2 = NULL;
+  const char *w;
+
+  for (int i = 0; i < 1000; i++)
+    g_string_append_c(text, 'z');
+  g_string_append(text, "\x01\n");
+  p1 = resolve(text->str);
+  w = limits_plan_warnings(p1)->pdata[0];
+  g_assert_cmpuint(strlen(w), <, 200);
+  g_assert_nonnull(strstr(w, "zzz...'"));
+  p2 = resolve("* soft nofile \x7f\xff\\");
+  w = limits_plan_warnings(p2)->pdata[0];
+  g_assert_nonnull(strstr(w, "'\\x7f\\xff\\x5c'"));
+}
+
+/* ---- Explain ---- */
+
+static void test_explain(void)
+{
+  LimitsContext ctx;
+  LimitsText t[] = {
+    { "limits.conf", "* soft nofile 2000\n@staff - core 10\nalice hard stack 4096\n"
+                     "* soft nofile bad\n* - maxlogins 3\n", -1 },
+    { "d/a.conf", "* - priority 5\n* - nonewprivs 1\n* hard nofile unlimited\n", -1 },
+  };
+  g_autoptr(LimitsPlan) p = NULL;
+  g_autofree char *text = NULL;
+
+  fixture_context(&ctx, &alice);
+  p = limits_resolve_texts(&ctx, t, G_N_ELEMENTS(t), NULL);
+  text = explain(p);
+  if (g_test_verbose())
+    g_printerr("%s", text);
+  g_assert_nonnull(strstr(text, "Limits for user alice (uid 1000, gid 1000)"));
+  g_assert_nonnull(strstr(text, "limits.conf: 5 lines"));
+  g_assert_nonnull(strstr(text, "d/a.conf: 3 lines"));
+  g_assert_true(g_regex_match_simple("\\n  nofile +2000 +1048576 \\(unlimited = nr_open\\) +"
+                                     "soft limits.conf:1, hard d/a.conf:3\\n", text, 0, 0));
+  g_assert_true(g_regex_match_simple("\\n  core +10240 \\(10 KiB\\) +10240 \\(10 KiB\\) +"
+                                     "limits.conf:2\\n", text, 0, 0));
+  g_assert_true(g_regex_match_simple("\\n  stack +4194304 \\(4 MiB\\) +4194304 \\(4 MiB\\) +"
+                                     "hard limits.conf:3; soft lowered to hard\\n",
+                                     text, 0, 0));
+  g_assert_true(g_regex_match_simple("\\n  cpu +unlimited +unlimited +\\(unchanged\\)\\n",
+                                     text, 0, 0));
+  g_assert_nonnull(strstr(text, "priority      5, set by d/a.conf:1"));
+  g_assert_nonnull(strstr(text, "nonewprivs    yes, set by d/a.conf:2"));
+  g_assert_nonnull(strstr(text, "maxlogins     ignored: a service is not a login session (limits.conf:5)"));
+  g_assert_nonnull(strstr(text, "Skipped lines (1):\n  limits.conf:4: invalid value 'bad'"));
+  g_assert_null(strstr(text, "No limits"));
+}
+
+static void test_explain_values(void)
+{
+  g_autoptr(LimitsPlan) p = resolve("* - cpu 2\n* - nice -5\n* - rttime 7\n"
+                                    "* - msgqueue 1536\n* - memlock 1536\n");
+  g_autofree char *text = explain(p);
+  g_assert_nonnull(strstr(text, "120 s (2 min)"));
+  g_assert_nonnull(strstr(text, "25 (nice -5)"));
+  g_assert_nonnull(strstr(text, "7 us"));
+  g_assert_nonnull(strstr(text, "1536 (~1.5 KiB)"));
+  g_assert_nonnull(strstr(text, "1572864 (1536 KiB)"));
+  g_assert_nonnull(strstr(text, "Skipped lines: none"));
+}
+
+static void test_explain_stopped(void)
+{
+  g_autoptr(LimitsPlan) p = resolve("* soft nofile 2000\n@staff -\n");
+  g_autofree char *text = explain(p);
+  g_assert_nonnull(strstr(text, "No limits: t.conf:2 says '@staff' -, which matches this user."));
+  g_assert_nonnull(strstr(text, "Nothing is applied"));
+  g_assert_true(g_regex_match_simple("\\n  nofile +1024 +4096 +\\(unchanged\\)\\n", text, 0, 0));
+}
+
+/* ---- Fuzzer findings ---- */
+
+static void test_fuzz_regressions(void)
+{
+  /* Inputs that once misbehaved or are on edges the fuzzer likes. */
+  static const char *const inputs[] = {
+    "", "\n", "\r", "#", "-", "* -", "@", "%", ":", "@:", "%:", "%@",
+    "a b c\r\r", "\t\t\t", "* soft nofile \t", "@\0 soft nofile 1",
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS(inputs); i++) {
+    g_autoptr(LimitsPlan) p = resolve(inputs[i]);
+    g_autofree char *text = explain(p);
+    g_assert_nonnull(text);
+  }
+}
+
+int main(int argc, char **argv)
+{
+  g_test_init(&argc, &argv, NULL);
+
+  g_test_add_func("/limits/doc/01-soft-raise", test_doc_01);
+  g_test_add_func("/limits/doc/02-hard-lowers-soft", test_doc_02);
+  g_test_add_func("/limits/doc/03-both", test_doc_03);
+  g_test_add_func("/limits/doc/04-soft-above-hard", test_doc_04);
+  g_test_add_func("/limits/doc/05-soft-then-hard", test_doc_05);
+  g_test_add_func("/limits/doc/06-user-beats-group", test_doc_06);
+  g_test_add_func("/limits/doc/07-group-beats-default", test_doc_07);
+  g_test_add_func("/limits/doc/08-same-class-last-wins", test_doc_08);
+  g_test_add_func("/limits/doc/09-soft-rejected-drops-hard", test_doc_09);
+  g_test_add_func("/limits/doc/10-hard-kept", test_doc_10);
+  g_test_add_func("/limits/doc/11-group-soft-default-both", test_doc_11);
+  g_test_add_func("/limits/doc/12-comments", test_doc_12);
+  g_test_add_func("/limits/doc/13-case", test_doc_13);
+  g_test_add_func("/limits/doc/14-units", test_doc_14);
+  g_test_add_func("/limits/doc/15-unlimited-words", test_doc_15);
+  g_test_add_func("/limits/doc/16-nofile-unlimited", test_doc_16);
+  g_test_add_func("/limits/doc/17-bad-value", test_doc_17);
+  g_test_add_func("/limits/doc/18-bad-lines", test_doc_18);
+  g_test_add_func("/limits/doc/19-uid-ranges", test_doc_19);
+  g_test_add_func("/limits/doc/20-uid-range-is-user-class", test_doc_20);
+  g_test_add_func("/limits/doc/21-gid-member", test_doc_21);
+  g_test_add_func("/limits/doc/22-gid-range-primary-only", test_doc_22);
+  g_test_add_func("/limits/doc/23-gid-without-group", test_doc_23);
+  g_test_add_func("/limits/doc/24-no-limits", test_doc_24);
+  g_test_add_func("/limits/doc/25-star-no-limits", test_doc_25);
+  g_test_add_func("/limits/doc/26-nice", test_doc_26);
+  g_test_add_func("/limits/doc/27-priority-last-wins", test_doc_27);
+  g_test_add_func("/limits/doc/28-nonewprivs", test_doc_28);
+  g_test_add_func("/limits/doc/29-numeric-name", test_doc_29);
+  g_test_add_func("/limits/doc/30-file-then-dir", test_doc_30);
+  g_test_add_func("/limits/doc/31-byte-order", test_doc_31);
+  g_test_add_func("/limits/doc/32-dir-filter", test_doc_32);
+  g_test_add_func("/limits/doc/33-unreadable", test_doc_33);
+  g_test_add_func("/limits/doc/34-raise-hard-fails", test_doc_34);
+
+  g_test_add_func("/limits/files/byte-order", test_files_byte_order);
+  g_test_add_func("/limits/files/skipped-entries", test_files_skipped_entries);
+  g_test_add_func("/limits/files/explicit-file-alone", test_files_explicit_file_alone);
+  g_test_add_func("/limits/files/missing", test_files_missing);
+  g_test_add_func("/limits/files/not-regular", test_files_not_regular);
+  g_test_add_func("/limits/files/too-large", test_files_too_large);
+  g_test_add_func("/limits/files/no-limits-stops-later-files",
+                  test_files_no_limits_stops_later_files);
+
+  g_test_add_func("/limits/lines/comments-and-blanks", test_lines_comments_and_blanks);
+  g_test_add_func("/limits/lines/crlf-d1", test_lines_crlf);
+  g_test_add_func("/limits/lines/no-final-newline", test_lines_no_final_newline);
+  g_test_add_func("/limits/lines/case", test_lines_case);
+  g_test_add_func("/limits/lines/value-rest-of-line", test_lines_value_rest_of_line);
+  g_test_add_func("/limits/lines/field-counts", test_lines_field_counts);
+  g_test_add_func("/limits/lines/long", test_lines_long);
+  g_test_add_func("/limits/lines/nul-bytes", test_lines_nul_bytes);
+  g_test_add_func("/limits/lines/chunked-feed", test_lines_chunked_feed);
+
+  g_test_add_func("/limits/domains/uid-ranges", test_domains_uid_ranges);
+  g_test_add_func("/limits/domains/uid-invalid-d2", test_domains_uid_invalid);
+  g_test_add_func("/limits/domains/gid", test_domains_gid);
+  g_test_add_func("/limits/domains/groups", test_domains_groups);
+  g_test_add_func("/limits/domains/group-cache", test_domains_group_cache);
+  g_test_add_func("/limits/domains/names", test_domains_names);
+  g_test_add_func("/limits/domains/no-passwd-entry", test_domains_no_passwd_entry);
+  g_test_add_func("/limits/domains/percent", test_domains_percent);
+
+  g_test_add_func("/limits/precedence/classes", test_precedence_classes);
+  g_test_add_func("/limits/precedence/priority-last-wins", test_precedence_priority_last_wins);
+
+  g_test_add_func("/limits/values/units", test_values_units);
+  g_test_add_func("/limits/values/saturation", test_values_saturation);
+  g_test_add_func("/limits/values/unlimited-words", test_values_unlimited_words);
+  g_test_add_func("/limits/values/junk-d3", test_values_d3);
+  g_test_add_func("/limits/values/nice", test_values_nice);
+  g_test_add_func("/limits/values/priority", test_values_priority);
+  g_test_add_func("/limits/values/nonewprivs-d4", test_values_nonewprivs_d4);
+  g_test_add_func("/limits/values/maxlogins", test_values_maxlogins);
+
+  g_test_add_func("/limits/no-limits/domains", test_no_limits_domains);
+  g_test_add_func("/limits/no-limits/keeps-earlier-warnings", test_no_limits_keeps_earlier_warnings);
+  g_test_add_func("/limits/no-limits/stops-later-texts", test_no_limits_stops_later_texts);
+
+  g_test_add_func("/limits/warnings/file-line", test_warnings_file_line);
+  g_test_add_func("/limits/warnings/bounded", test_warnings_bounded);
+  g_test_add_func("/limits/warnings/quoting", test_warnings_quoting);
+
+  g_test_add_func("/limits/explain/table", test_explain);
+  g_test_add_func("/limits/explain/values", test_explain_values);
+  g_test_add_func("/limits/explain/stopped", test_explain_stopped);
+
+  g_test_add_func("/limits/apply/lower-soft", test_apply_lower_soft);
+  g_test_add_func("/limits/apply/ignore-errors", test_apply_ignore_errors);
+  g_test_add_func("/limits/apply/soft-above-hard", test_apply_soft_above_hard);
+  g_test_add_func("/limits/apply/priority", test_apply_priority);
+  g_test_add_func("/limits/apply/stopped", test_apply_stopped);
+
+  g_test_add_func("/limits/fuzz/regressions", test_fuzz_regressions);
+
+  return g_test_run();
+}

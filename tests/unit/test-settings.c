@@ -1,0 +1,320 @@
+/* Unit tests for the command line and config file (src/settings.c). */
+#include "config.h"
+
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "settings.h"
+
+/* Parses a command line given as one string (split on spaces). */
+static gboolean parse(const char *line, Settings *s, GError **error)
+{
+  g_autofree char *full = g_strconcat("spawn-fcgi ", line, NULL);
+  g_auto(GStrv) argv = g_strsplit(full, " ", -1);
+  SettingsParseResult r;
+  return settings_parse((int) g_strv_length(argv), argv, s, &r, error);
+}
+
+static void expect_usage_error(const char *line, const char *fragment)
+{
+  Settings s;
+  g_autoptr(GError) error = NULL;
+  g_assert_false(parse(line, &s, &error));
+  g_assert_error(error, SETTINGS_ERROR, SETTINGS_ERROR_USAGE);
+  if (strstr(error->message, fragment) == NULL)
+    g_error("'%s': message '%s' lacks '%s'", line, error->message, fragment);
+}
+
+static void test_defaults(void)
+{
+  Settings s;
+  g_autoptr(GError) error = NULL;
+  g_assert_true(parse("-s /tmp/x.sock -- /usr/bin/php-cgi", &s, &error));
+  g_assert_no_error(error);
+  g_assert_cmpstr(s.socket_path, ==, "/tmp/x.sock");
+  g_assert_cmpint(s.backlog, ==, 1024);
+  g_assert_cmpint(s.fork_count, ==, 1);
+  g_assert_cmpint(s.php_children, ==, -1);
+  g_assert_false(s.mode_set);
+  g_assert_false(s.no_fork);
+  g_assert_cmpuint(g_strv_length(s.argv), ==, 1);
+  g_assert_cmpstr(s.argv[0], ==, "/usr/bin/php-cgi");
+  g_assert_cmpuint(s.warnings->len, ==, 0);
+  settings_clear(&s);
+}
+
+static void test_all_short_options(void)
+{
+  Settings s;
+  g_autoptr(GError) error = NULL;
+  g_assert_true(parse("-s /run/a.sock -M 0600 -U www -G web -b 64 -u app -g appgrp "
+                      "-c /srv/root -S -d /www -C 4 -F 3 -P /run/a.pid -l "
+                      "-- php-cgi -c /etc/php.ini", &s, &error));
+  g_assert_no_error(error);
+  g_assert_cmpuint(s.mode, ==, 0600);
+  g_assert_true(s.mode_set);
+  g_assert_cmpstr(s.socket_user, ==, "www");
+  g_assert_cmpstr(s.socket_group, ==, "web");
+  g_assert_cmpint(s.backlog, ==, 64);
+  g_assert_cmpstr(s.user, ==, "app");
+  g_assert_cmpstr(s.group, ==, "appgrp");
+  g_assert_cmpstr(s.chroot_dir, ==, "/srv/root");
+  g_assert_true(s.socket_before_chroot);
+  g_assert_cmpstr(s.chdir_dir, ==, "/www");
+  g_assert_cmpint(s.php_children, ==, 4);
+  g_assert_cmpint(s.fork_count, ==, 3);
+  g_assert_cmpstr(s.pid_file, ==, "/run/a.pid");
+  g_assert_true(s.limits);
+  /* "-c" after the application belongs to the application. */
+  g_assert_cmpuint(g_strv_length(s.argv), ==, 3);
+  g_assert_cmpstr(s.argv[1], ==, "-c");
+  settings_clear(&s);
+}
+
+static void test_long_options(void)
+{
+  Settings s;
+  g_autoptr(GError) error = NULL;
+  g_assert_true(parse("--port=9000 --address=::1 --no-fork --php-children=0 "
+                      "--backlog 10 /usr/bin/app arg", &s, &error));
+  g_assert_no_error(error);
+  g_assert_cmpuint(s.port, ==, 9000);
+  g_assert_cmpstr(s.address, ==, "::1");
+  g_assert_true(s.no_fork);
+  g_assert_cmpint(s.php_children, ==, 0);
+  g_assert_cmpint(s.backlog, ==, 10);
+  g_assert_cmpstr(s.argv[0], ==, "/usr/bin/app");
+  g_assert_cmpstr(s.argv[1], ==, "arg");
+  settings_clear(&s);
+}
+
+static void test_application_stops_parsing(void)
+{
+  Settings s;
+  g_autoptr(GError) error = NULL;
+  g_assert_true(parse("-s /x app -p 9000 -- -n", &s, &error));
+  g_assert_no_error(error);
+  g_assert_cmpuint(s.port, ==, 0);
+  g_assert_cmpuint(g_strv_length(s.argv), ==, 5);
+  g_assert_cmpstr(s.argv[3], ==, "--");
+  settings_clear(&s);
+}
+
+static void test_legacy_file(void)
+{
+  Settings s;
+  g_autoptr(GError) error = NULL;
+  g_assert_true(parse("-s /x -f /usr/bin/php-cgi", &s, &error));
+  g_assert_true(s.argv_from_shell);
+  g_assert_cmpstr(s.argv[0], ==, "/bin/sh");
+  g_assert_cmpstr(s.argv[1], ==, "-c");
+  g_assert_cmpstr(s.argv[2], ==, "exec /usr/bin/php-cgi");
+  settings_clear(&s);
+
+  g_assert_true(parse("-s /x -f /usr/bin/php-cgi -- /bin/app", &s, &error));
+  g_assert_cmpstr(s.argv[0], ==, "/bin/app");
+  g_assert_cmpuint(s.warnings->len, ==, 1);
+  g_assert_nonnull(strstr(g_ptr_array_index(s.warnings, 0), "-f is ignored"));
+  settings_clear(&s);
+}
+
+static void test_bad_numbers(void)
+{
+  expect_usage_error("-p 0 -- a", "'0' is not a port number (1-65535)");
+  expect_usage_error("-p 70000 -- a", "'70000' is not a port number");
+  expect_usage_error("-p 9000x -- a", "'9000x' is not a port");
+  expect_usage_error("-p -1 -- a", "is not a port");
+  expect_usage_error("-p 0x50 -- a", "is not a port");
+  expect_usage_error("-s /x -M 999 -- a", "'999' is not an octal file mode");
+  expect_usage_error("-s /x -M 10000 -- a", "'10000' is not an octal file mode");
+  expect_usage_error("-s /x -M abc -- a", "not an octal file mode");
+  expect_usage_error("-s /x -F 0 -- a", "'0' is not a number of children (1-4096)");
+  expect_usage_error("-s /x -F 5000 -- a", "is not a number of children");
+  expect_usage_error("-s /x -F -3 -- a", "is not a number of children");
+  expect_usage_error("-s /x -b 0 -- a", "is not a backlog");
+  expect_usage_error("-s /x -b 99999999999 -- a", "is not a backlog");
+  expect_usage_error("-s /x -C -1 -- a", "is not a number of PHP children");
+}
+
+static void test_conflicts(void)
+{
+  expect_usage_error("-s /x -p 9000 -- a", "exclude each other");
+  expect_usage_error("-a 127.0.0.1 -- a", "needs a TCP port");
+  expect_usage_error("-s /x", "no FastCGI application given");
+  expect_usage_error("-s /x --limits-file /tmp/l -- a", "needs --limits");
+  expect_usage_error("-s /x -s /y -- a", "-s given more than once");
+  expect_usage_error("-s /x --socket /y -- a", "given more than once");
+}
+
+static void test_unknown_and_missing(void)
+{
+  Settings s;
+  g_autoptr(GError) error = NULL;
+  g_assert_false(parse("-x -- a", &s, &error));
+  g_assert_error(error, SETTINGS_ERROR, SETTINGS_ERROR_USAGE);
+  g_assert_nonnull(strstr(error->message, "-x"));
+  g_clear_error(&error);
+  g_assert_false(parse("-s", &s, &error));
+  g_assert_error(error, SETTINGS_ERROR, SETTINGS_ERROR_USAGE);
+  g_assert_nonnull(strstr(error->message, "-s"));
+}
+
+static void test_ignored_warned(void)
+{
+  Settings s;
+  g_autoptr(GError) error = NULL;
+  g_assert_true(parse("-p 9000 -M 0600 -n -F 4 -S -- a", &s, &error));
+  g_assert_cmpuint(s.warnings->len, ==, 3);
+  g_assert_nonnull(strstr(g_ptr_array_index(s.warnings, 0), "-M is ignored with a TCP socket"));
+  g_assert_nonnull(strstr(g_ptr_array_index(s.warnings, 1), "-S is ignored without --chroot"));
+  g_assert_nonnull(strstr(g_ptr_array_index(s.warnings, 2), "-F is ignored with --no-fork"));
+  settings_clear(&s);
+}
+
+static char *write_config(const char *text)
+{
+  g_autoptr(GError) error = NULL;
+  char *path = NULL;
+  int fd = g_file_open_tmp("spawn-fcgi-test-XXXXXX.conf", &path, &error);
+  g_assert_no_error(error);
+  close(fd);
+  g_assert_true(g_file_set_contents(path, text, -1, &error));
+  return path;
+}
+
+static gboolean parse_with_config(const char *text, const char *extra, Settings *s,
+                                  char **path_out, GError **error)
+{
+  g_autofree char *path = write_config(text);
+  g_autofree char *line = g_strdup_printf("--config %s%s%s", path,
+                                          extra ? " " : "", extra ? extra : "");
+  gboolean ok = parse(line, s, error);
+  g_unlink(path);
+  if (path_out)
+    *path_out = g_steal_pointer(&path);
+  return ok;
+}
+
+static void test_config_every_key(void)
+{
+  Settings s;
+  g_autoptr(GError) error = NULL;
+  g_assert_true(parse_with_config(
+      "[spawn-fcgi]\n"
+      "socket=/run/spawn-fcgi/php.sock\nmode=0600\nsocket-user=www-data\n"
+      "socket-group=www-data\nbacklog=50\nsocket-before-chroot=true\n"
+      "fd-name=php\nuser=php\ngroup=php\nchroot=/srv\nchdir=/www\n"
+      "no-new-privs=true\nlimits=true\nlimits-file=/etc/l.conf\nlimits-dir=/etc/l.d\n"
+      "limits-ignore-errors=true\nphp-children=2\nfork=4\nno-fork=false\n"
+      "pid-file=/run/php.pid\n"
+      "exec=/usr/bin/php-cgi -d 'memory_limit=64M'\n"
+      "environment=TZ=UTC; PHP_FCGI_MAX_REQUESTS=500\n",
+      NULL, &s, NULL, &error));
+  g_assert_no_error(error);
+  g_assert_cmpstr(s.socket_path, ==, "/run/spawn-fcgi/php.sock");
+  g_assert_cmpuint(s.mode, ==, 0600);
+  g_assert_cmpstr(s.socket_user, ==, "www-data");
+  g_assert_cmpstr(s.socket_group, ==, "www-data");
+  g_assert_cmpint(s.backlog, ==, 50);
+  g_assert_true(s.socket_before_chroot);
+  g_assert_cmpstr(s.fd_name, ==, "php");
+  g_assert_cmpstr(s.user, ==, "php");
+  g_assert_cmpstr(s.group, ==, "php");
+  g_assert_cmpstr(s.chroot_dir, ==, "/srv");
+  g_assert_cmpstr(s.chdir_dir, ==, "/www");
+  g_assert_true(s.no_new_privs);
+  g_assert_true(s.limits);
+  g_assert_cmpstr(s.limits_file, ==, "/etc/l.conf");
+  g_assert_cmpstr(s.limits_dir, ==, "/etc/l.d");
+  g_assert_true(s.limits_ignore_errors);
+  g_assert_cmpint(s.php_children, ==, 2);
+  g_assert_cmpint(s.fork_count, ==, 4);
+  g_assert_false(s.no_fork);
+  g_assert_cmpstr(s.pid_file, ==, "/run/php.pid");
+  g_assert_cmpuint(g_strv_length(s.argv), ==, 3);
+  g_assert_cmpstr(s.argv[2], ==, "memory_limit=64M");
+  g_assert_cmpuint(g_strv_length(s.environment), ==, 2);
+  g_assert_cmpstr(s.environment[0], ==, "TZ=UTC");
+  g_assert_cmpstr(s.environment[1], ==, "PHP_FCGI_MAX_REQUESTS=500");
+  settings_clear(&s);
+
+  g_assert_true(parse_with_config("[spawn-fcgi]\nport=9000\naddress=127.0.0.1\n"
+                                  "exec=app\n", NULL, &s, NULL, &error));
+  g_assert_no_error(error);
+  g_assert_cmpuint(s.port, ==, 9000);
+  g_assert_cmpstr(s.address, ==, "127.0.0.1");
+  settings_clear(&s);
+}
+
+static void test_config_overridden_by_command_line(void)
+{
+  Settings s;
+  g_autoptr(GError) error = NULL;
+  g_assert_true(parse_with_config("[spawn-fcgi]\nsocket=/a.sock\nuser=php\nfork=2\n"
+                                  "exec=/usr/bin/php-cgi\n",
+                                  "-u other -F 3 -p 9000 -- /bin/app", &s, NULL, &error));
+  g_assert_no_error(error);
+  g_assert_cmpstr(s.user, ==, "other");
+  g_assert_cmpint(s.fork_count, ==, 3);
+  /* The command line's port replaces the file's socket as a whole. */
+  g_assert_null(s.socket_path);
+  g_assert_cmpuint(s.port, ==, 9000);
+  g_assert_cmpstr(s.argv[0], ==, "/bin/app");
+  settings_clear(&s);
+}
+
+static void expect_config_error(const char *text, const char *fragment)
+{
+  Settings s;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = NULL;
+  g_assert_false(parse_with_config(text, NULL, &s, &path, &error));
+  g_assert_nonnull(error);
+  g_assert_true(error->domain == SETTINGS_ERROR);
+  if (strstr(error->message, fragment) == NULL)
+    g_error("config '%s': message '%s' lacks '%s'", text, error->message, fragment);
+  /* Every config error names the file. */
+  g_assert_nonnull(strstr(error->message, path));
+}
+
+static void test_config_errors(void)
+{
+  expect_config_error("[spawn-fcgi]\nsokcet=/x\nexec=a\n", "unknown key 'sokcet'");
+  expect_config_error("[spawn-fcgi]\nport=70000\nexec=a\n", "key 'port': '70000' is not a port");
+  expect_config_error("[spawn-fcgi]\nsocket=/x\nlimits=maybe\nexec=a\n",
+                      "key 'limits': 'maybe' is not a boolean");
+  expect_config_error("[spawn-fcgi]\nsocket=/x\nexec=app 'unterminated\n",
+                      "key 'exec': cannot parse command line");
+  expect_config_error("[spawn-fcgi]\nsocket=/x\nexec=a\nenvironment=NOEQUALS\n",
+                      "'NOEQUALS' is not a KEY=VALUE entry");
+  expect_config_error("[other]\nsocket=/x\n", "unknown group [other]");
+  expect_config_error("[spawn-fcgi]\nsocket=/x\nexec=a\ncheck=true\n", "unknown key 'check'");
+  expect_config_error("not a key file\n", "cannot read config file");
+  expect_config_error("[spawn-fcgi]\nsocket=/x\nport=9000\nexec=a\n", "exclude each other");
+
+  Settings s;
+  g_autoptr(GError) error = NULL;
+  g_assert_false(parse("--config /nonexistent/spawn-fcgi.conf", &s, &error));
+  g_assert_error(error, SETTINGS_ERROR, SETTINGS_ERROR_CONFIG);
+  g_assert_nonnull(strstr(error->message, "/nonexistent/spawn-fcgi.conf"));
+}
+
+int main(int argc, char **argv)
+{
+  g_test_init(&argc, &argv, NULL);
+  g_test_add_func("/settings/defaults", test_defaults);
+  g_test_add_func("/settings/all-short-options", test_all_short_options);
+  g_test_add_func("/settings/long-options", test_long_options);
+  g_test_add_func("/settings/application-stops-parsing", test_application_stops_parsing);
+  g_test_add_func("/settings/legacy-file", test_legacy_file);
+  g_test_add_func("/settings/bad-numbers", test_bad_numbers);
+  g_test_add_func("/settings/conflicts", test_conflicts);
+  g_test_add_func("/settings/unknown-and-missing", test_unknown_and_missing);
+  g_test_add_func("/settings/ignored-options-warned", test_ignored_warned);
+  g_test_add_func("/settings/config-every-key", test_config_every_key);
+  g_test_add_func("/settings/config-overridden", test_config_overridden_by_command_line);
+  g_test_add_func("/settings/config-errors", test_config_errors);
+  return g_test_run();
+}
