@@ -127,12 +127,12 @@ static gboolean check_listening(int fd, const char *what, GError **error)
   socklen_t len = sizeof accepting;
 
   if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, -1) <= 0) {
-    g_set_error(error, SOCKET_ERROR, SOCKET_ERROR_INVALID,
+    g_set_error(error, SOCKET_ERROR, SOCKET_ERROR_FAILED,
                 "%s is not a stream socket", what);
     return FALSE;
   }
   if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) < 0 || !accepting) {
-    g_set_error(error, SOCKET_ERROR, SOCKET_ERROR_INVALID,
+    g_set_error(error, SOCKET_ERROR, SOCKET_ERROR_FAILED,
                 "%s is a connected socket, not a listening one "
                 "(is the socket unit Accept=yes? use Accept=no)", what);
     return FALSE;
@@ -160,7 +160,7 @@ gboolean socket_plan_passed(SocketPlan *plan, const char *fd_name, bool *found,
   *found = false;
   n = sd_listen_fds_with_names(1, &names);
   if (n < 0) {
-    g_set_error(error, SOCKET_ERROR, SOCKET_ERROR_INVALID,
+    g_set_error(error, SOCKET_ERROR, SOCKET_ERROR_FAILED,
                 "invalid socket activation variables (LISTEN_FDS, LISTEN_FDNAMES): %s",
                 g_strerror(-n));
     return FALSE;

@@ -15,8 +15,8 @@
 GQuark socket_error_quark(void);
 
 typedef enum {
-  SOCKET_ERROR_INVALID,   /* a bad address or path given by the user */
-  SOCKET_ERROR_FAILED,    /* the system refused */
+  SOCKET_ERROR_INVALID,   /* a bad address, path or --fd-name given by the user */
+  SOCKET_ERROR_FAILED,    /* the system refused, or what was passed is unusable */
 } SocketError;
 
 typedef enum {
