@@ -47,33 +47,36 @@ typedef enum {
 
 typedef struct {
   const char *name;
+  gsize len;
   ItemKind kind;
   int resource;   /* RLIMIT_* for ITEM_RLIMIT, else -1 */
   Unit unit;
 } Item;
 
+#define ITEM(name, ...) { name, sizeof(name) - 1, __VA_ARGS__ }
+
 /* In the order of limits.conf(5); explain lists resources in this order. */
 static const Item items[] = {
-  { "core",         ITEM_RLIMIT,     RLIMIT_CORE,       UNIT_KIB },
-  { "data",         ITEM_RLIMIT,     RLIMIT_DATA,       UNIT_KIB },
-  { "fsize",        ITEM_RLIMIT,     RLIMIT_FSIZE,      UNIT_KIB },
-  { "memlock",      ITEM_RLIMIT,     RLIMIT_MEMLOCK,    UNIT_KIB },
-  { "nofile",       ITEM_RLIMIT,     RLIMIT_NOFILE,     UNIT_COUNT },
-  { "rss",          ITEM_RLIMIT,     RLIMIT_RSS,        UNIT_KIB },
-  { "stack",        ITEM_RLIMIT,     RLIMIT_STACK,      UNIT_KIB },
-  { "cpu",          ITEM_RLIMIT,     RLIMIT_CPU,        UNIT_MINUTES },
-  { "nproc",        ITEM_RLIMIT,     RLIMIT_NPROC,      UNIT_COUNT },
-  { "as",           ITEM_RLIMIT,     RLIMIT_AS,         UNIT_KIB },
-  { "maxlogins",    ITEM_MAXLOGINS,  -1,                UNIT_NONE },
-  { "maxsyslogins", ITEM_MAXLOGINS,  -1,                UNIT_NONE },
-  { "nonewprivs",   ITEM_NONEWPRIVS, -1,                UNIT_NONE },
-  { "priority",     ITEM_PRIORITY,   -1,                UNIT_NONE },
-  { "locks",        ITEM_RLIMIT,     RLIMIT_LOCKS,      UNIT_COUNT },
-  { "sigpending",   ITEM_RLIMIT,     RLIMIT_SIGPENDING, UNIT_COUNT },
-  { "msgqueue",     ITEM_RLIMIT,     RLIMIT_MSGQUEUE,   UNIT_BYTES },
-  { "nice",         ITEM_RLIMIT,     RLIMIT_NICE,       UNIT_NICE },
-  { "rtprio",       ITEM_RLIMIT,     RLIMIT_RTPRIO,     UNIT_COUNT },
-  { "rttime",       ITEM_RLIMIT,     RLIMIT_RTTIME,     UNIT_USEC },
+  ITEM("core",         ITEM_RLIMIT,     RLIMIT_CORE,       UNIT_KIB),
+  ITEM("data",         ITEM_RLIMIT,     RLIMIT_DATA,       UNIT_KIB),
+  ITEM("fsize",        ITEM_RLIMIT,     RLIMIT_FSIZE,      UNIT_KIB),
+  ITEM("memlock",      ITEM_RLIMIT,     RLIMIT_MEMLOCK,    UNIT_KIB),
+  ITEM("nofile",       ITEM_RLIMIT,     RLIMIT_NOFILE,     UNIT_COUNT),
+  ITEM("rss",          ITEM_RLIMIT,     RLIMIT_RSS,        UNIT_KIB),
+  ITEM("stack",        ITEM_RLIMIT,     RLIMIT_STACK,      UNIT_KIB),
+  ITEM("cpu",          ITEM_RLIMIT,     RLIMIT_CPU,        UNIT_MINUTES),
+  ITEM("nproc",        ITEM_RLIMIT,     RLIMIT_NPROC,      UNIT_COUNT),
+  ITEM("as",           ITEM_RLIMIT,     RLIMIT_AS,         UNIT_KIB),
+  ITEM("maxlogins",    ITEM_MAXLOGINS,  -1,                UNIT_NONE),
+  ITEM("maxsyslogins", ITEM_MAXLOGINS,  -1,                UNIT_NONE),
+  ITEM("nonewprivs",   ITEM_NONEWPRIVS, -1,                UNIT_NONE),
+  ITEM("priority",     ITEM_PRIORITY,   -1,                UNIT_NONE),
+  ITEM("locks",        ITEM_RLIMIT,     RLIMIT_LOCKS,      UNIT_COUNT),
+  ITEM("sigpending",   ITEM_RLIMIT,     RLIMIT_SIGPENDING, UNIT_COUNT),
+  ITEM("msgqueue",     ITEM_RLIMIT,     RLIMIT_MSGQUEUE,   UNIT_BYTES),
+  ITEM("nice",         ITEM_RLIMIT,     RLIMIT_NICE,       UNIT_NICE),
+  ITEM("rtprio",       ITEM_RLIMIT,     RLIMIT_RTPRIO,     UNIT_COUNT),
+  ITEM("rttime",       ITEM_RLIMIT,     RLIMIT_RTTIME,     UNIT_USEC),
 };
 
 /* ---- Plan ---- */
@@ -305,7 +308,7 @@ struct LimitsResolver {
   gsize file_bytes;
   GString *partial;          /* a line split across chunks */
 
-  char quoted[2][QUOTE_MAX * 4 + 8];
+  char quoted[QUOTE_MAX * 4 + 8];   /* the last quote() */
 };
 
 LimitsResolver *limits_resolver_new(const LimitsContext *ctx)
@@ -384,9 +387,9 @@ static gboolean tok_eq_ci(Tok t, const char *word)
 }
 
 /* 'text' for messages: bounded, non-printable bytes escaped. */
-static const char *quote(LimitsResolver *r, int slot, Tok t)
+static const char *quote(LimitsResolver *r, Tok t)
 {
-  char *out = r->quoted[slot];
+  char *out = r->quoted;
   gsize o = 0;
 
   out[o++] = '\'';
@@ -463,7 +466,7 @@ static gboolean parse_u64(Tok t, guint64 *out)
     return FALSE;
   for (gsize i = 0; i < t.n; i++) {
     guint d = (guint) (t.s[i] - '0');
-    if (v > (G_MAXUINT64 - d) / 10) {
+    if (v > G_MAXUINT64 / 10 || (v == G_MAXUINT64 / 10 && d > G_MAXUINT64 % 10)) {
       *out = G_MAXUINT64;
       return TRUE;
     }
@@ -589,12 +592,12 @@ static gboolean parse_domain(LimitsResolver *r, Tok t, Domain *d)
     if (memchr(rest.s, ':', rest.n) != NULL) {
       RangeKind k = parse_range(rest, &d->min, &d->max);
       if (k == RANGE_BAD) {
-        WARN(r, "invalid gid range %s (%s)", quote(r, 0, t), range_help);
+        WARN(r, "invalid gid range %s (%s)", quote(r, t), range_help);
         return FALSE;
       }
       if (pct && k != RANGE_ONE) {
         WARN(r, "%s: a gid range is not supported with %%, only %%:gid",
-             quote(r, 0, t));
+             quote(r, t));
         return FALSE;
       }
       d->kind = pct ? DOM_PCT_GID : k == RANGE_ONE ? DOM_GID_MEMBER : DOM_GID_RANGE;
@@ -610,7 +613,7 @@ static gboolean parse_domain(LimitsResolver *r, Tok t, Domain *d)
   }
   if (memchr(t.s, ':', t.n) != NULL) {
     if (parse_range(t, &d->min, &d->max) == RANGE_BAD) {
-      WARN(r, "invalid uid range %s (%s)", quote(r, 0, t), range_help);
+      WARN(r, "invalid uid range %s (%s)", quote(r, t), range_help);
       return FALSE;
     }
     d->kind = DOM_UID_RANGE;
@@ -620,14 +623,19 @@ static gboolean parse_domain(LimitsResolver *r, Tok t, Domain *d)
   return TRUE;
 }
 
-static gboolean in_group_list(const Identity *id, gid_t gid)
+/* Group lookups are remembered (a bounded number of them): a group name
+ * under its name, a gid under ":gid" (no group name contains ':'). */
+static GroupInfo *cache_get(LimitsResolver *r, const char *key)
 {
-  if (id->name != NULL && id->gid == gid)
-    return TRUE;
-  for (gsize i = 0; i < id->n_groups; i++)
-    if (id->groups[i] == gid)
-      return TRUE;
-  return FALSE;
+  return r->group_cache != NULL ? g_hash_table_lookup(r->group_cache, key) : NULL;
+}
+
+static void cache_put(LimitsResolver *r, const char *key, const GroupInfo *info)
+{
+  if (r->group_cache == NULL)
+    r->group_cache = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  if (g_hash_table_size(r->group_cache) < GROUP_CACHE_MAX)
+    g_hash_table_insert(r->group_cache, g_strdup(key), g_memdup2(info, sizeof *info));
 }
 
 static GroupInfo lookup_group_name(LimitsResolver *r, Tok name)
@@ -648,26 +656,45 @@ static GroupInfo lookup_group_name(LimitsResolver *r, Tok name)
     cname = heap = g_strndup(name.s, name.n);
   }
 
-  if (r->group_cache != NULL) {
-    cached = g_hash_table_lookup(r->group_cache, cname);
-    if (cached != NULL)
-      return *cached;
-  }
+  cached = cache_get(r, cname);
+  if (cached != NULL)
+    return *cached;
   info.exists = r->groups->by_name(cname, r->id->name, &info.gid, &info.listed,
                                    r->groups->data);
-  if (r->group_cache == NULL)
-    r->group_cache = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-  if (g_hash_table_size(r->group_cache) < GROUP_CACHE_MAX)
-    g_hash_table_insert(r->group_cache, g_strdup(cname), g_memdup2(&info, sizeof info));
+  cache_put(r, cname, &info);
   return info;
+}
+
+static GroupInfo lookup_group_gid(LimitsResolver *r, gid_t gid)
+{
+  GroupInfo info = { FALSE, gid, FALSE };
+  GroupInfo *cached;
+  char key[16];
+
+  snprintf(key, sizeof key, ":%u", (unsigned) gid);
+  cached = cache_get(r, key);
+  if (cached != NULL)
+    return *cached;
+  info.exists = r->groups->by_gid(gid, r->id->name, &info.listed, r->groups->data);
+  cache_put(r, key, &info);
+  return info;
+}
+
+/* The user's primary gid, or a gid in the group list (getgrouplist). */
+static gboolean in_group_list(const Identity *id, gid_t gid)
+{
+  if (id->gid != (gid_t) -1 && id->gid == gid)
+    return TRUE;
+  for (gsize i = 0; i < id->n_groups; i++)
+    if (id->groups[i] == gid)
+      return TRUE;
+  return FALSE;
 }
 
 static gboolean member_of_gid(LimitsResolver *r, gid_t gid)
 {
-  gboolean listed = FALSE;
-  if (!r->groups->by_gid(gid, r->id->name, &listed, r->groups->data))
-    return FALSE;
-  return listed || in_group_list(r->id, gid);
+  GroupInfo g = lookup_group_gid(r, gid);
+  return g.exists && (g.listed || in_group_list(r->id, gid));
 }
 
 static gboolean member_of_name(LimitsResolver *r, Tok name)
@@ -679,7 +706,7 @@ static gboolean member_of_name(LimitsResolver *r, Tok name)
 static gboolean primary_gid_in(LimitsResolver *r, const Domain *d)
 {
   gid_t gid = r->id->gid;
-  if (r->id->name == NULL && gid == (gid_t) -1)
+  if (gid == (gid_t) -1)
     return FALSE;
   return gid >= d->min && gid <= d->max;
 }
@@ -741,13 +768,13 @@ static void no_limits_line(LimitsResolver *r, Tok domain_tok)
   reset_slots(r->plan);
   r->plan->stopped = true;
   r->plan->stopped_from = here(r);
-  r->plan->stopped_domain = g_strdup(quote(r, 0, domain_tok));
+  r->plan->stopped_domain = g_strdup(quote(r, domain_tok));
 }
 
 static const Item *find_item(Tok t)
 {
   for (gsize i = 0; i < G_N_ELEMENTS(items); i++)
-    if (tok_eq_ci(t, items[i].name))
+    if (t.n == items[i].len && g_ascii_strncasecmp(t.s, items[i].name, t.n) == 0)
       return &items[i];
   return NULL;
 }
@@ -765,7 +792,7 @@ static gboolean rlimit_value(LimitsResolver *r, const Item *item, Tok v,
     gint64 nice;
     if (!parse_s64(v, &nice)) {
       WARN(r, "invalid value %s for nice (expected an integer from -20 to 19)",
-           quote(r, 0, v));
+           quote(r, v));
       return FALSE;
     }
     nice = CLAMP(nice, -20, 19);
@@ -777,7 +804,7 @@ static gboolean rlimit_value(LimitsResolver *r, const Item *item, Tok v,
     n = RLIM_INFINITY;
   } else if (!parse_u64(v, &n)) {
     WARN(r, "invalid value %s for %s (expected a decimal number, or -1, "
-         "unlimited or infinity)", quote(r, 0, v), item->name);
+         "unlimited or infinity)", quote(r, v), item->name);
     return FALSE;
   } else if (n > RLIM_INFINITY) {
     n = RLIM_INFINITY;
@@ -842,7 +869,7 @@ static void limit_line(LimitsResolver *r, Tok dom_tok, Tok type_tok, Tok item_to
 
   item = find_item(item_tok);
   if (item == NULL) {
-    WARN(r, "unknown item %s", quote(r, 0, item_tok));
+    WARN(r, "unknown item %s", quote(r, item_tok));
     return;
   }
 
@@ -853,7 +880,7 @@ static void limit_line(LimitsResolver *r, Tok dom_tok, Tok type_tok, Tok item_to
   else if (tok_eq(type_tok, "-"))
     type = TYPE_SOFT | TYPE_HARD;
   else if (item->kind == ITEM_RLIMIT || item->kind == ITEM_PRIORITY) {
-    WARN(r, "unknown type %s (expected soft, hard or -)", quote(r, 0, type_tok));
+    WARN(r, "unknown type %s (expected soft, hard or -)", quote(r, type_tok));
     return;
   }
 
@@ -865,7 +892,7 @@ static void limit_line(LimitsResolver *r, Tok dom_tok, Tok type_tok, Tok item_to
   case ITEM_PRIORITY:
     if (!parse_s64(value, &num)) {
       WARN(r, "invalid value %s for priority (expected an integer)",
-           quote(r, 0, value));
+           quote(r, value));
       return;
     }
     num = CLAMP(num, INT_MIN, INT_MAX);
@@ -873,7 +900,7 @@ static void limit_line(LimitsResolver *r, Tok dom_tok, Tok type_tok, Tok item_to
   case ITEM_NONEWPRIVS:
     if (!tok_eq(value, "0") && !tok_eq(value, "1")) {
       WARN(r, "invalid value %s for nonewprivs (expected 0 or 1)",
-           quote(r, 0, value));
+           quote(r, value));
       return;
     }
     num = value.s[0] == '1';
@@ -881,7 +908,7 @@ static void limit_line(LimitsResolver *r, Tok dom_tok, Tok type_tok, Tok item_to
   case ITEM_MAXLOGINS:
     if (!is_unlimited_word(value) && !all_digits(value)) {
       WARN(r, "invalid value %s for %s (expected a decimal number or unlimited)",
-           quote(r, 0, value), item->name);
+           quote(r, value), item->name);
       return;
     }
     break;
@@ -970,7 +997,7 @@ static void process_line(LimitsResolver *r, const char *s, gsize n)
          "got 2 fields");
   } else {
     WARN(r, "expected '<domain> <type> <item> <value>', got only %s",
-         quote(r, 0, tok[0]));
+         quote(r, tok[0]));
   }
 }
 
@@ -1217,6 +1244,8 @@ LimitsPlan *limits_load_with(const char *file, const char *dir,
       return NULL;
     if (missing)
       limits_resolver_note_file(r, dir, "directory not found");
+    else if (names->len == 0)
+      limits_resolver_note_file(r, dir, "no *.conf files");
     for (guint i = 0; i < names->len && !limits_resolver_stopped(r); i++) {
       g_autofree char *path = g_build_filename(dir, names->pdata[i], NULL);
       if (!read_file(r, path, FILE_IN_DIR, buf, error))

@@ -923,6 +923,55 @@ static void test_files_no_limits_stops_later_files(void)
   remove_tree(tmp);
 }
 
+static void test_files_empty_dir(void)
+{
+  g_autofree char *tmp = make_tmpdir();
+  g_autofree char *file = g_build_filename(tmp, "limits.conf", NULL);
+  g_autofree char *dir = g_build_filename(tmp, "limits.d", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(LimitsPlan) p = NULL;
+  g_autofree char *text = NULL;
+
+  mkdir(dir, 0755);
+  write_file(tmp, "limits.conf", "* soft nofile 2000\n");
+  write_file(dir, "README", "* soft core 1\n");
+  p = load(file, dir, &alice, &error);
+  g_assert_no_error(error);
+  text = explain(p);
+  g_assert_nonnull(strstr(text, "limits.d: no *.conf files"));
+  assert_rl(p, RLIMIT_CORE, 0, INF);
+  remove_tree(tmp);
+}
+
+/* limits_load() itself: the process's own limits and real NSS lookups of
+ * root (uid 0, primary group root, which every system has). */
+static void test_files_load_nss(void)
+{
+  g_autofree char *tmp = make_tmpdir();
+  g_autofree char *file = g_build_filename(tmp, "limits.conf", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(LimitsPlan) p = NULL;
+  Identity root = { 0 };
+  struct rlimit now, got;
+
+  if (!identity_lookup_user("root", &root, &error)) {
+    g_test_skip(error->message);
+    remove_tree(tmp);
+    return;
+  }
+  write_file(tmp, "limits.conf", "@root soft core 0\n@:0 hard core 0\n"
+                                 "@nosuch-group-xyz soft nofile 1\n");
+  p = limits_load(file, NULL, &root, &error);
+  g_assert_no_error(error);
+  getrlimit(RLIMIT_NOFILE, &now);
+  assert_rl(p, RLIMIT_CORE, 0, 0);
+  g_assert_false(limits_plan_get(p, RLIMIT_NOFILE, &got));
+  g_assert_cmpuint(got.rlim_cur, ==, now.rlim_cur);
+  g_assert_cmpuint(got.rlim_max, ==, now.rlim_max);
+  identity_clear(&root);
+  remove_tree(tmp);
+}
+
 /* ---- Rules 4-7: lines ---- */
 
 static void test_lines_comments_and_blanks(void)
@@ -1135,11 +1184,13 @@ static void test_domains_group_cache(void)
   g_autoptr(LimitsPlan) p = NULL;
 
   for (int i = 0; i < 1000; i++)
-    g_string_append(text, "@staff soft nofile 2000\n@nosuch soft core 1\n");
+    g_string_append(text, "@staff soft nofile 2000\n@nosuch soft core 1\n"
+                          "@:2000 hard core 2\n");
   fake_lookups = 0;
   p = resolve(text->str);
   assert_rl(p, RLIMIT_NOFILE, 2000, 4096);
-  g_assert_cmpuint(fake_lookups, ==, 2);
+  assert_rl(p, RLIMIT_CORE, 0, 2048);
+  g_assert_cmpuint(fake_lookups, ==, 3);
 }
 
 static void test_domains_names(void)
@@ -1515,19 +1566,45 @@ static void test_explain_stopped(void)
   g_assert_true(g_regex_match_simple("\\n  nofile +1024 +4096 +\\(unchanged\\)\\n", text, 0, 0));
 }
 
-/* ---- Fuzzer findings ---- */
+/* ---- The fuzz target's invariants on edge inputs ---- */
 
-static void test_fuzz_regressions(void)
+static void test_fuzz_edge_inputs(void)
 {
-  /* Inputs that once misbehaved or are on edges the fuzzer likes. */
-  static const char *const inputs[] = {
-    "", "\n", "\r", "#", "-", "* -", "@", "%", ":", "@:", "%:", "%@",
-    "a b c\r\r", "\t\t\t", "* soft nofile \t", "@\0 soft nofile 1",
+  /* Crash inputs found by tests/fuzz/fuzz-limits.c go here as well. */
+  static const struct { const char *text; gsize len; } inputs[] = {
+#define IN(s) { s, sizeof s - 1 }
+    IN(""), IN("\n"), IN("\r"), IN("\r\n\r\n"), IN("#"), IN("-"), IN("* -"),
+    IN("@"), IN("%"), IN(":"), IN("@:"), IN("%:"), IN("%@"), IN("@%"),
+    IN("a b c\r\r"), IN("\t\t\t"), IN("* soft nofile \t"),
+    IN("@\0 soft nofile 1"), IN("\0"), IN("* - nofile 1\0"), IN("alice -\0"),
+    IN("\v* soft nofile 2000"), IN("* soft nofile 2000\v"),
+    IN("* - nice -20\n* - nice 19\n* hard nice 0\n"),
+#undef IN
   };
+  LimitsContext ctx;
+  fixture_context(&ctx, &alice);
+
   for (gsize i = 0; i < G_N_ELEMENTS(inputs); i++) {
-    g_autoptr(LimitsPlan) p = resolve(inputs[i]);
-    g_autofree char *text = explain(p);
-    g_assert_nonnull(text);
+    LimitsText t = { "t.conf", inputs[i].text, (gssize) inputs[i].len };
+    g_autoptr(LimitsPlan) whole = limits_resolve_texts(&ctx, &t, 1, NULL);
+    g_autoptr(LimitsResolver) r = limits_resolver_new(&ctx);
+    g_autoptr(LimitsPlan) bytewise = NULL;
+    g_autofree char *a = NULL;
+    g_autofree char *b = NULL;
+
+    limits_resolver_begin_file(r, "t.conf");
+    for (gsize off = 0; off < inputs[i].len; off++)
+      g_assert_true(limits_resolver_feed(r, inputs[i].text + off, 1, NULL));
+    limits_resolver_end_file(r);
+    bytewise = limits_resolver_finish(g_steal_pointer(&r));
+    a = explain(whole);
+    b = explain(bytewise);
+    g_assert_cmpstr(a, ==, b);
+    for (int res = 0; res < LIMITS_N_RLIMITS; res++) {
+      struct rlimit rl;
+      limits_plan_get(whole, res, &rl);
+      g_assert_cmpuint(rl.rlim_cur, <=, rl.rlim_max);
+    }
   }
 }
 
@@ -1576,6 +1653,8 @@ int main(int argc, char **argv)
   g_test_add_func("/limits/files/missing", test_files_missing);
   g_test_add_func("/limits/files/not-regular", test_files_not_regular);
   g_test_add_func("/limits/files/too-large", test_files_too_large);
+  g_test_add_func("/limits/files/empty-dir", test_files_empty_dir);
+  g_test_add_func("/limits/files/load-nss", test_files_load_nss);
   g_test_add_func("/limits/files/no-limits-stops-later-files",
                   test_files_no_limits_stops_later_files);
 
@@ -1628,7 +1707,7 @@ int main(int argc, char **argv)
   g_test_add_func("/limits/apply/priority", test_apply_priority);
   g_test_add_func("/limits/apply/stopped", test_apply_stopped);
 
-  g_test_add_func("/limits/fuzz/regressions", test_fuzz_regressions);
+  g_test_add_func("/limits/fuzz/edge-inputs", test_fuzz_edge_inputs);
 
   return g_test_run();
 }
