@@ -289,8 +289,8 @@ static gboolean clear_unix_path(const char *path, const struct sockaddr_un *un,
   return TRUE;
 }
 
-/* Owner, group (never following a symlink) and, for a passed socket, mode.
- * Checks that the path is still the socket we mean. */
+/* Owner and group of a passed socket's file, never following a symlink;
+ * checks that the path is still a socket afterwards. */
 static gboolean set_unix_owner(SocketPlan *plan, GError **error)
 {
   struct stat st;
@@ -301,8 +301,7 @@ static gboolean set_unix_owner(SocketPlan *plan, GError **error)
     fail_errno(error, errno, "cannot change owner of socket '%s'", plan->path);
     return FALSE;
   }
-  if (lstat(plan->path, &st) < 0 || !S_ISSOCK(st.st_mode) ||
-      (plan->created && st.st_ino != plan->created_ino)) {
+  if (lstat(plan->path, &st) < 0 || !S_ISSOCK(st.st_mode)) {
     g_set_error(error, SOCKET_ERROR, SOCKET_ERROR_FAILED,
                 "socket '%s' was replaced while being set up", plan->path);
     return FALSE;
@@ -310,11 +309,15 @@ static gboolean set_unix_owner(SocketPlan *plan, GError **error)
   return TRUE;
 }
 
+/* Our own unix socket.  bind() creates the file with 0777 & ~umask, so the
+ * mode is right from the first moment.  Owner and group are set before
+ * listen(), through an O_PATH descriptor of the file itself: a symlink or
+ * any other file put in its place is refused, never changed. */
 static int open_unix(SocketPlan *plan, GError **error)
 {
   struct sockaddr_un un = { .sun_family = AF_UNIX };
   struct stat st;
-  int fd;
+  int fd, file_fd;
 
   g_strlcpy(un.sun_path, plan->path, sizeof un.sun_path);
   if (!clear_unix_path(plan->path, &un, error))
@@ -323,9 +326,6 @@ static int open_unix(SocketPlan *plan, GError **error)
   fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return fail_errno(error, errno, "cannot create a unix socket");
-
-  /* bind() creates the file with 0777 & ~umask: the mode is right from the
-   * first moment, with no window in which others could connect. */
   mode_t old = umask(~plan->mode & 0777);
   int rc = bind(fd, (struct sockaddr *) &un, sizeof un);
   int err = errno;
@@ -334,26 +334,36 @@ static int open_unix(SocketPlan *plan, GError **error)
     close(fd);
     return fail_errno(error, err, "cannot bind to '%s'", plan->path);
   }
-  if (lstat(plan->path, &st) == 0) {
-    plan->created = true;
-    plan->created_dev = st.st_dev;
-    plan->created_ino = st.st_ino;
-  }
 
-  /* Owner and group before listen(): nobody can connect before they are
-   * right. */
-  if (!set_unix_owner(plan, error)) {
-    close(fd);
-    socket_remove_own(plan);
-    return -1;
+  file_fd = open(plan->path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (file_fd < 0 || fstat(file_fd, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+    g_set_error(error, SOCKET_ERROR, SOCKET_ERROR_FAILED,
+                "socket '%s' was replaced right after it was created: "
+                "refusing to touch it", plan->path);
+    goto fail;
+  }
+  plan->created = true;
+  plan->created_dev = st.st_dev;
+  plan->created_ino = st.st_ino;
+
+  if ((plan->owner != (uid_t) -1 || plan->group != (gid_t) -1) &&
+      fchownat(file_fd, "", plan->owner, plan->group, AT_EMPTY_PATH) < 0) {
+    fail_errno(error, errno, "cannot change owner of socket '%s'", plan->path);
+    goto fail;
   }
   if (listen(fd, plan->backlog) < 0) {
-    err = errno;
-    close(fd);
-    socket_remove_own(plan);
-    return fail_errno(error, err, "cannot listen on '%s'", plan->path);
+    fail_errno(error, errno, "cannot listen on '%s'", plan->path);
+    goto fail;
   }
+  close(file_fd);
   return fd;
+
+fail:
+  if (file_fd >= 0)
+    close(file_fd);
+  close(fd);
+  socket_remove_own(plan);
+  return -1;
 }
 
 static int open_tcp(const SocketPlan *plan, GError **error)
