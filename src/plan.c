@@ -162,10 +162,12 @@ static gboolean plan_socket(const Settings *s, Plan *p, GError **error)
     return FALSE;
 
   if (passed) {
-    if (s->socket_path != NULL)
+    /* A config file names its socket for runs without socket activation
+     * (the same file serves both): that is no mistake worth a warning. */
+    if (s->socket_path != NULL && !s->listen_from_config)
       warn(p, "--socket '%s' is ignored: systemd passed socket '%s'",
            s->socket_path, sp->passed_name);
-    if (s->port != 0)
+    if (s->port != 0 && !s->listen_from_config)
       warn(p, "--port %u is ignored: systemd passed socket '%s'",
            (unsigned) s->port, sp->passed_name);
     if (s->socket_user || s->socket_group || s->mode_set) {

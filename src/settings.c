@@ -699,6 +699,8 @@ gboolean settings_parse(int argc, char **argv, Settings *out,
     if (!apply_value(i, &merged.v[i], out, error))
       goto out;
   }
+  out->listen_from_config = !cli_sets_listen &&
+                            (file.v[OPT_SOCKET].origin || file.v[OPT_PORT].origin);
   if (!choose_application(&cli, &merged, out, error))
     goto out;
   if (!check_conflicts(&merged, out, error))

@@ -39,6 +39,7 @@ typedef struct {
   int backlog;                /* -b */
   gboolean socket_before_chroot; /* -S */
   char *fd_name;              /* --fd-name */
+  gboolean listen_from_config; /* socket/port came from the config file */
 
   /* privileges */
   char *user;                 /* -u */

@@ -237,3 +237,18 @@ def test_no_priorities_when_stderr_is_not_the_journal(spawn, app, tmp):
                         env=env)
     assert r.returncode == 127
     assert r.stderr.startswith("spawn-fcgi: "), r.stderr
+
+
+def test_config_socket_is_the_fallback_without_a_warning(spawn_fcgi_bin, app, procs,
+                                                         sock, tmp):
+    """One config file serves with and without socket activation: its
+    socket= is used only when nothing is passed, and silently."""
+    conf = tmp / "app.conf"
+    fallback = tmp / "fallback.sock"
+    conf.write_text(f"[spawn-fcgi]\nsocket={fallback}\nno-fork=true\nexec={app}\n")
+    proc = activate(procs, [sock], [spawn_fcgi_bin, "--config", conf])
+    assert_clean_state(query_state(sock))
+    assert not fallback.exists()
+    proc.proc.terminate()
+    proc.wait()
+    assert "ignored" not in proc.stderr, proc.stderr

@@ -1,0 +1,969 @@
+"""spawn-fcgi@.socket and spawn-fcgi@.service under a booted systemd.
+
+A Debian bookworm root (made once with debootstrap and cached outside the
+source tree) is copied for each run, our build is installed into the copy
+together with an instance configuration, a dedicated user, a limits.d file,
+an nginx site and a PHP page, and the copy is booted with
+`systemd-nspawn --boot`.  The tests then look at the real thing from the
+outside: what nginx answers, the socket file, the unit states, the journal.
+
+Environment:
+  SPAWN_FCGI_SOURCE_DIR   source tree (default: two levels up from here)
+  SPAWN_FCGI_BUILD_DIR    a build dir configured with --prefix=/usr
+                          --sysconfdir=/etc to install from; without it (or
+                          when it is configured otherwise) the test
+                          configures and builds its own.
+  SPAWN_FCGI_TEST_CACHE   where the debootstrapped roots are kept
+                          (default /var/cache/spawn-fcgi-tests)
+  SPAWN_FCGI_DEBIAN_MIRROR  mirror for debootstrap (default: its own)
+  SPAWN_FCGI_KEEP_ROOT=1  keep the copied root after the run (for debugging)
+
+Run as root: `meson test -C BUILD --suite systemd` or
+`python3 -m pytest -v tests/systemd/boot-test.py`.
+"""
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_DIR = os.environ.get("SPAWN_FCGI_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
+CACHE_DIR = os.environ.get("SPAWN_FCGI_TEST_CACHE") or "/var/cache/spawn-fcgi-tests"
+MIRROR = os.environ.get("SPAWN_FCGI_DEBIAN_MIRROR") or ""
+
+SUITE = "bookworm"
+PACKAGES = sorted([
+    "ca-certificates",
+    "curl",
+    "dbus",
+    "libglib2.0-0",
+    "nginx-light",
+    "php8.2-cgi",
+    "procps",
+    "systemd",
+    "systemd-sysv",
+])
+# Bump when the way the cached root is made changes.
+CACHE_FORMAT = 1
+
+APP_USER = "phpapp"
+NOFILE_SOFT = 321
+NOFILE_HARD = 654
+INSTANCE = "php"
+SOCKET_PATH = f"/run/spawn-fcgi/{INSTANCE}.sock"
+SERVICE = f"spawn-fcgi@{INSTANCE}.service"
+SOCKET_UNIT = f"spawn-fcgi@{INSTANCE}.socket"
+
+# Upper bounds so that a hung step fails the test instead of hanging it.
+DEBOOTSTRAP_TIMEOUT = 900
+BUILD_TIMEOUT = 600
+BOOT_TIMEOUT = 300
+COMMAND_TIMEOUT = 120
+SHUTDOWN_TIMEOUT = 90
+
+CLEAN_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "LANG": "C.UTF-8",
+    "SYSTEMD_PAGER": "cat",
+    "SYSTEMD_COLORS": "0",
+    "TERM": "dumb",
+}
+
+
+def log(msg):
+    print(f"# {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------
+# Writing into the container root from the host
+# ---------------------------------------------------------------------------
+
+def host_path(root, path, replace_symlink=False):
+    """The host path of PATH inside ROOT, refusing to go through symlinks.
+
+    An absolute symlink inside the root points at the host's file when it is
+    followed from the host.  Relative links (Debian's /lib -> usr/lib) are
+    fine as long as they stay inside the root.  A symlink as the last
+    component is removed when replace_symlink is set, refused otherwise."""
+    assert path.startswith("/"), path
+    parts = [p for p in path.split("/") if p]
+    cur = root
+    for i, part in enumerate(parts):
+        cur = os.path.join(cur, part)
+        try:
+            st = os.lstat(cur)
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISLNK(st.st_mode):
+            continue
+        target = os.readlink(cur)
+        last = i == len(parts) - 1
+        if last and replace_symlink:
+            os.unlink(cur)
+            continue
+        if target.startswith("/"):
+            raise AssertionError(f"{path} in the container root goes through the "
+                                 f"absolute symlink {cur} -> {target}")
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(cur)
+    if real != real_root and not real.startswith(real_root + "/"):
+        raise AssertionError(f"{path} resolves outside the container root: {real}")
+    return cur
+
+
+def write_file(root, path, content, mode=0o644):
+    dest = host_path(root, path, replace_symlink=True)
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
+    with os.fdopen(fd, "w") as f:
+        f.write(content)
+    os.chmod(dest, mode)
+
+
+def remove_file(root, path):
+    dest = host_path(root, path, replace_symlink=True)
+    if os.path.lexists(dest):
+        os.unlink(dest)
+
+
+def read_file(root, path):
+    with open(host_path(root, path)) as f:
+        return f.read()
+
+
+# Child processes running now, and what to undo if a signal ends the run
+# (meson sends SIGTERM on timeout): stop the container, remove copies.
+_running = set()
+_undo = []
+
+
+def run(cmd, timeout=COMMAND_TIMEOUT, check=True, env=None):
+    log("$ " + " ".join(shlex.quote(str(c)) for c in cmd))
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=env,
+                         start_new_session=True)
+    _running.add(p)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        out, err = p.communicate()
+        raise AssertionError(f"{cmd[0]} did not finish within {timeout} s\n"
+                             f"stdout:\n{out}\nstderr:\n{err}")
+    finally:
+        _running.discard(p)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{cmd[0]} exited with {p.returncode}\n"
+                             f"stdout:\n{out}\nstderr:\n{err}")
+    return subprocess.CompletedProcess(cmd, p.returncode, out, err)
+
+
+def _on_signal(signum, frame):
+    # meson follows its SIGTERM with a SIGKILL to the process group half a
+    # second later: clean up in a child of our own session, quietly.
+    if os.fork() != 0:
+        os._exit(128 + signum)
+    os.setsid()
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    for p in list(_running):
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    wait_gone([p.pid for p in _running], 10)
+    _running.clear()
+    for undo in reversed(_undo):
+        try:
+            undo(hurry=True)
+        except Exception:           # keep going: undo as much as possible
+            pass
+    os._exit(0)
+
+
+# ---------------------------------------------------------------------------
+# The cached Debian root
+# ---------------------------------------------------------------------------
+
+def cache_key():
+    desc = json.dumps({"suite": SUITE, "variant": "minbase", "packages": PACKAGES,
+                       "format": CACHE_FORMAT}, sort_keys=True)
+    return hashlib.sha256(desc.encode()).hexdigest()[:16]
+
+
+def unmount_under(path):
+    """Unmount what an interrupted debootstrap left mounted below PATH
+    (/proc, /sys, device nodes), deepest first, before removing it."""
+    path = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    points = [p.replace("\\040", " ") for p in points]
+    for mp in sorted((p for p in points if p.startswith(path + "/")), key=len, reverse=True):
+        subprocess.run(["umount", "--lazy", mp], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def remove_tree(path):
+    unmount_under(path)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def cached_root():
+    """The path of a pristine debootstrapped root, made on first use.
+
+    Nothing ever writes into it after it is complete: every run works on a
+    copy.  A lock serialises concurrent first runs."""
+    os.makedirs(CACHE_DIR, mode=0o755, exist_ok=True)
+    entry = os.path.join(CACHE_DIR, f"{SUITE}-{cache_key()}")
+    root = os.path.join(entry, "root")
+    stamp = os.path.join(entry, "complete")
+    with open(os.path.join(CACHE_DIR, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.exists(stamp):
+            log(f"reusing cached root {root}")
+            return root
+        # Left by an interrupted build (we hold the lock: nobody builds now).
+        for d in os.listdir(CACHE_DIR):
+            if d.startswith(f".{SUITE}-"):
+                remove_tree(os.path.join(CACHE_DIR, d))
+        if os.path.exists(entry):
+            remove_tree(entry)
+        tmp = tempfile.mkdtemp(prefix=f".{SUITE}-{cache_key()}.", dir=CACHE_DIR)
+        undo = lambda hurry=False: remove_tree(tmp)
+        _undo.append(undo)
+        try:
+            cmd = ["debootstrap", "--variant=minbase",
+                   "--include=" + ",".join(PACKAGES), SUITE, os.path.join(tmp, "root")]
+            if MIRROR:
+                cmd.append(MIRROR)
+            log(f"building the Debian root in {tmp} (debootstrap, about a minute)")
+            t0 = time.monotonic()
+            p = run(cmd, timeout=DEBOOTSTRAP_TIMEOUT, check=False)
+            if p.returncode != 0:
+                raise AssertionError(
+                    f"debootstrap failed with {p.returncode}; it needs the Debian "
+                    f"mirror (set SPAWN_FCGI_DEBIAN_MIRROR to use another one)\n"
+                    f"{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
+            log(f"debootstrap took {time.monotonic() - t0:.0f} s")
+            with open(os.path.join(tmp, "packages"), "w") as f:
+                f.write("\n".join(PACKAGES) + "\n")
+            with open(os.path.join(tmp, "complete"), "w") as f:
+                f.write(f"{SUITE} {' '.join(PACKAGES)}\n")
+            os.rename(tmp, entry)
+        except BaseException:
+            remove_tree(tmp)
+            raise
+        finally:
+            _undo.remove(undo)
+    return root
+
+
+# ---------------------------------------------------------------------------
+# Our build
+# ---------------------------------------------------------------------------
+
+def meson_cmd():
+    meson = shutil.which("meson")
+    if meson:
+        return [meson]
+    return [sys.executable, "-m", "mesonbuild.mesonmain"]
+
+
+def build_options(build_dir):
+    info = os.path.join(build_dir, "meson-info", "intro-buildoptions.json")
+    try:
+        with open(info) as f:
+            return {o["name"]: o["value"] for o in json.load(f)}
+    except (OSError, ValueError):
+        return {}
+
+
+def install_build(workdir, root):
+    """DESTDIR-install a build configured for /usr and /etc into ROOT."""
+    build = os.environ.get("SPAWN_FCGI_BUILD_DIR")
+    opts = build_options(build) if build else {}
+    if not (opts.get("prefix") == "/usr" and opts.get("sysconfdir") in ("/etc", "etc")):
+        build = os.path.join(workdir, "build")
+        log(f"configuring a build for /usr in {build}")
+        run(meson_cmd() + ["setup", "--prefix=/usr", "--sysconfdir=/etc",
+                           "--buildtype=debugoptimized", build, SOURCE_DIR],
+            timeout=BUILD_TIMEOUT)
+        run(meson_cmd() + ["compile", "-C", build], timeout=BUILD_TIMEOUT)
+    else:
+        log(f"installing from {build}")
+    env = dict(os.environ, DESTDIR=root)
+    p = run(meson_cmd() + ["install", "-C", build, "--no-rebuild"],
+            timeout=BUILD_TIMEOUT, env=env)
+    # Everything meson installed must have landed inside the root.
+    for line in p.stdout.splitlines():
+        m = re.match(r"Installing .* to (/.*)$", line)
+        if m:
+            dest = os.path.realpath(m.group(1))
+            assert dest.startswith(os.path.realpath(root) + "/"), line
+
+
+# ---------------------------------------------------------------------------
+# The container
+# ---------------------------------------------------------------------------
+
+PHP_PAGE = r"""<?php
+header('Content-Type: text/plain');
+$pw = posix_getpwuid(posix_geteuid());
+printf("sapi=%s\n", php_sapi_name());
+printf("uid=%d\neuid=%d\ngid=%d\negid=%d\n", posix_getuid(), posix_geteuid(),
+       posix_getgid(), posix_getegid());
+printf("user=%s\n", $pw['name']);
+printf("pid=%d\n", getmypid());
+foreach (file('/proc/self/limits') as $line) {
+    if (strncmp($line, 'Max open files', 14) == 0) {
+        $f = preg_split('/\s+/', trim(substr($line, 14)));
+        printf("nofile=%s/%s\n", $f[0], $f[1]);
+    }
+}
+foreach (file('/proc/self/status') as $line) {
+    if (strncmp($line, 'NoNewPrivs:', 11) == 0) {
+        printf("no_new_privs=%s\n", trim(substr($line, 11)));
+    }
+}
+printf("listen_fds=%s\n", getenv('LISTEN_FDS') === false ? '(unset)' : getenv('LISTEN_FDS'));
+"""
+
+NGINX_SITE = f"""server {{
+    listen 80 default_server;
+    root /var/www/spawn-fcgi-test;
+    index index.php;
+    location ~ \\.php$ {{
+        include fastcgi_params;
+        fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
+        fastcgi_pass unix:{SOCKET_PATH};
+    }}
+}}
+"""
+
+INSTANCE_CONF = f"""[spawn-fcgi]
+exec=/usr/bin/php-cgi
+user={APP_USER}
+group={APP_USER}
+limits=true
+# Used only when the service runs without its socket unit.
+socket={SOCKET_PATH}
+mode=0660
+socket-user=root
+socket-group=www-data
+"""
+
+LIMITS_CONF = f"""{APP_USER} soft nofile {NOFILE_SOFT}
+{APP_USER} hard nofile {NOFILE_HARD}
+"""
+
+
+def prepare_root(root):
+    """Configure the copied root: user, instance config, limits, nginx, PHP."""
+    run(["useradd", "--root", root, "--system", "--user-group",
+         "--home-dir", "/nonexistent", "--no-create-home",
+         "--shell", "/usr/sbin/nologin", APP_USER])
+    write_file(root, f"/etc/spawn-fcgi/{INSTANCE}.conf", INSTANCE_CONF)
+    write_file(root, "/etc/security/limits.d/50-spawn-fcgi-test.conf", LIMITS_CONF)
+    write_file(root, "/var/www/spawn-fcgi-test/index.php", PHP_PAGE)
+    # Debian's sites-enabled/default is an absolute symlink: remove it, do
+    # not write through it.
+    remove_file(root, "/etc/nginx/sites-enabled/default")
+    write_file(root, "/etc/nginx/sites-enabled/spawn-fcgi-test", NGINX_SITE)
+    run(["systemctl", f"--root={root}", "enable", SOCKET_UNIT, "nginx.service"])
+
+
+def passwd_entry(root, name):
+    for line in read_file(root, "/etc/passwd").splitlines():
+        f = line.split(":")
+        if f[0] == name:
+            return int(f[2]), int(f[3])
+    raise AssertionError(f"{name} not in the container's /etc/passwd")
+
+
+def group_gid(root, name):
+    for line in read_file(root, "/etc/group").splitlines():
+        f = line.split(":")
+        if f[0] == name:
+            return int(f[2])
+    raise AssertionError(f"{name} not in the container's /etc/group")
+
+
+def children(pid):
+    out = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                out += [int(c) for c in f.read().split()]
+    except OSError:
+        pass
+    return out
+
+
+def ns_pid1(pid):
+    """The pid (host view) of the container's PID 1 below nspawn PID."""
+    todo = children(pid)
+    while todo:
+        p = todo.pop(0)
+        try:
+            with open(f"/proc/{p}/status") as f:
+                status = f.read()
+        except OSError:
+            continue
+        m = re.search(r"^NSpid:\s+(.*)$", status, re.M)
+        name = re.search(r"^Name:\s+(.*)$", status, re.M)
+        # Before it execs systemd, nspawn's inner child already is PID 1 of
+        # the new namespace, with a root that is not the container's yet.
+        if (m and m.group(1).split()[-1] == "1" and len(m.group(1).split()) > 1
+                and name and name.group(1) == "systemd"):
+            return p
+        todo += children(p)
+    return None
+
+
+MARKER_VAR = "SPAWN_FCGI_BOOT_TEST"
+
+
+def container_inits(workdir):
+    """Pids of the containers' PID 1 booted for WORKDIR (marked through
+    --setenv), even when their nspawn is gone."""
+    want = f"{MARKER_VAR}={workdir}".encode()
+    found = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/status") as f:
+                m = re.search(r"^NSpid:\s+(.*)$", f.read(), re.M)
+            if not m or m.group(1).split()[-1] != "1" or len(m.group(1).split()) < 2:
+                continue
+            with open(f"/proc/{d}/environ", "rb") as f:
+                if want in f.read().split(b"\0"):
+                    found.append(int(d))
+        except OSError:
+            continue
+    return found
+
+
+def alive(pid):
+    """Whether PID runs (a zombie does not).  Works for processes that are
+    not our children too, unlike Popen.poll()."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def wait_gone(pids, timeout):
+    deadline = time.monotonic() + timeout
+    while any(alive(p) for p in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def kill_pids(pids):
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+class Container:
+    def __init__(self, workdir, root, name):
+        self.workdir = workdir
+        self.root = root
+        self.name = name
+        self.nspawn = None
+        self.pid1 = None
+        self.console = os.path.join(workdir, "console.log")
+        self.keep = os.environ.get("SPAWN_FCGI_KEEP_ROOT") == "1"
+
+    def nspawn_cmd(self, *extra):
+        return ["systemd-nspawn", "-D", self.root, "-M", self.name,
+                "--register=no", "--keep-unit", "--private-network", *extra]
+
+    def probe(self):
+        """Whether systemd-nspawn can run a container here at all."""
+        p = run(self.nspawn_cmd("--quiet", "/bin/true"), check=False, timeout=COMMAND_TIMEOUT)
+        if p.returncode != 0:
+            return f"systemd-nspawn cannot run a container here: {p.stderr.strip()[-1000:]}"
+        return None
+
+    def boot(self):
+        with open(self.console, "w") as out:
+            self.nspawn = subprocess.Popen(self.nspawn_cmd(
+                                               f"--setenv={MARKER_VAR}={self.workdir}", "--boot"),
+                                           stdin=subprocess.DEVNULL, stdout=out,
+                                           stderr=subprocess.STDOUT,
+                                           start_new_session=True)
+        with open(os.path.join(self.workdir, "nspawn.pid"), "w") as f:
+            f.write(f"{self.nspawn.pid}\n")
+        deadline = time.monotonic() + BOOT_TIMEOUT
+        while self.pid1 is None:
+            if self.nspawn.poll() is not None:
+                raise AssertionError(f"systemd-nspawn exited with {self.nspawn.returncode}"
+                                     f" during boot:\n{self.console_tail()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no PID 1 in the container:\n{self.console_tail()}")
+            self.pid1 = ns_pid1(self.nspawn.pid)
+            time.sleep(0.2)
+        # Until PID 1 listens on its private socket systemctl says "offline".
+        while True:
+            p = self.sh("systemctl is-system-running --wait", check=False,
+                        timeout=BOOT_TIMEOUT)
+            state = p.stdout.strip() or p.stderr.strip()
+            if state in ("running", "degraded", "maintenance", "stopping"):
+                break
+            if self.nspawn.poll() is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        if state not in ("running", "degraded"):
+            failed = self.sh("systemctl --failed --no-legend", check=False).stdout
+            raise AssertionError(f"system state {state!r}, failed units:\n{failed}\n"
+                                 f"{self.console_tail()}")
+        if state == "degraded":
+            log("system degraded: " + self.sh("systemctl --failed --no-legend",
+                                              check=False).stdout)
+
+    def console_tail(self, n=60):
+        try:
+            with open(self.console, errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+    def exec(self, args, check=True, timeout=COMMAND_TIMEOUT):
+        assert self.pid1, "the container is not running"
+        cmd = ["nsenter", "-t", str(self.pid1), "-a", "/usr/bin/env", "-i"]
+        cmd += [f"{k}={v}" for k, v in CLEAN_ENV.items()]
+        return run(cmd + list(args), check=check, timeout=timeout, env=CLEAN_ENV)
+
+    def sh(self, script, check=True, timeout=COMMAND_TIMEOUT):
+        return self.exec(["/bin/sh", "-c", script], check=check, timeout=timeout)
+
+    def kill(self):
+        # Killing a container's PID 1 ends everything in its namespace.
+        inits = set(container_inits(self.workdir)) | ({self.pid1} if self.pid1 else set())
+        kill_pids(inits)
+        try:
+            os.killpg(self.nspawn.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        wait_gone(inits | {self.nspawn.pid}, 30)
+
+    def running(self):
+        return self.nspawn is not None and alive(self.nspawn.pid)
+
+    def cleanup(self, hurry=False):
+        """Stop the container and remove the copy.  Safe to call again, also
+        from the signal handler's process (hurry: no time for a poweroff)."""
+        if self.running() and hurry:
+            self.kill()
+        if self.running():
+            powering_off = False
+            if self.pid1:
+                try:
+                    p = self.exec(["systemctl", "poweroff"], check=False, timeout=30)
+                    powering_off = p.returncode == 0
+                except AssertionError:
+                    pass
+            if not powering_off:
+                # nspawn asks a booted container's PID 1 to power off on SIGTERM.
+                self.nspawn.send_signal(signal.SIGTERM)
+            if not wait_gone([self.nspawn.pid], SHUTDOWN_TIMEOUT):
+                log("container did not power off; killing it")
+                self.kill()
+        if self.nspawn is not None and not hurry:
+            self.nspawn.poll()          # reap it
+        if not os.path.exists(self.workdir):
+            return
+        if self.keep:
+            log(f"keeping {self.workdir}")
+            try:
+                os.unlink(os.path.join(self.workdir, "owner"))
+            except OSError:
+                pass
+        else:
+            # The owner file goes last, so that an interrupted removal is
+            # finished by the next run.
+            for d in os.listdir(self.workdir):
+                path = os.path.join(self.workdir, d)
+                if d != "owner" and os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path, ignore_errors=True)
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def remove_stale_runs(tmpdir):
+    """Remove what a killed earlier run left behind (its owner is gone)."""
+    for d in os.listdir(tmpdir):
+        if not d.startswith("spawn-fcgi-boot-"):
+            continue
+        path = os.path.join(tmpdir, d)
+        try:
+            with open(os.path.join(path, "owner")) as f:
+                owner = int(f.read())
+        except (OSError, ValueError):
+            continue
+        if os.path.exists(f"/proc/{owner}"):
+            continue
+        kill_pids(container_inits(path))
+        try:
+            with open(os.path.join(path, "nspawn.pid")) as f:
+                pid = int(f.read())
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if path.encode() in f.read():
+                    os.kill(pid, signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+        log(f"removing stale {path}")
+        shutil.rmtree(path, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------
+# Fixture
+# ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ct():
+    if os.geteuid() != 0:
+        pytest.skip("needs root: systemd-nspawn boots a container")
+    for tool in ("systemd-nspawn", "debootstrap", "nsenter", "useradd", "systemctl"):
+        if not shutil.which(tool, path=CLEAN_ENV["PATH"]):
+            pytest.skip(f"{tool} is not installed (packages systemd-container, "
+                        f"debootstrap, util-linux, passwd)")
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
+    tmpdir = tempfile.gettempdir()
+    remove_stale_runs(tmpdir)
+    root = cached_root()
+    workdir = tempfile.mkdtemp(prefix="spawn-fcgi-boot-", dir=tmpdir)
+    with open(os.path.join(workdir, "owner"), "w") as f:
+        f.write(f"{os.getpid()}\n")
+    c = Container(workdir, os.path.join(workdir, "root"), f"sfcgi-test-{os.getpid()}")
+    _undo.append(c.cleanup)
+    try:
+        t0 = time.monotonic()
+        run(["cp", "-a", "--reflink=auto", root, c.root], timeout=COMMAND_TIMEOUT)
+        reason = c.probe()
+        if reason:
+            pytest.skip(reason)
+        install_build(workdir, c.root)
+        prepare_root(c.root)
+        c.app_uid, c.app_gid = passwd_entry(c.root, APP_USER)
+        c.www_gid = group_gid(c.root, "www-data")
+        c.boot()
+        log(f"container {c.name} up (PID 1 = {c.pid1}) after {time.monotonic() - t0:.0f} s")
+        yield c
+    finally:
+        c.cleanup()
+        _undo.remove(c.cleanup)
+
+
+# ---------------------------------------------------------------------------
+# Helpers on the running container
+# ---------------------------------------------------------------------------
+
+def unit_state(c, unit):
+    return c.exec(["systemctl", "is-active", unit], check=False).stdout.strip()
+
+
+def unit_prop(c, unit, prop):
+    return c.exec(["systemctl", "show", "-P", prop, unit]).stdout.strip()
+
+
+def fetch_page(c):
+    p = c.exec(["curl", "-sS", "--max-time", "60", "-o", "-", "-w", "http_code=%{http_code}\\n",
+                "http://localhost/"], check=False)
+    assert p.returncode == 0, f"curl failed: {p.stderr}\n{journal_text(c)}"
+    page = dict(line.split("=", 1) for line in p.stdout.splitlines() if "=" in line)
+    assert page.get("http_code") == "200", f"{p.stdout}\n{journal_text(c)}"
+    return page
+
+
+def journal_text(c, unit=SERVICE):
+    return c.exec(["journalctl", "--no-pager", "-u", unit], check=False).stdout
+
+
+def journal_entries(c, unit=SERVICE):
+    p = c.exec(["journalctl", "--no-pager", "-o", "json", "-u", unit])
+    entries = []
+    for line in p.stdout.splitlines():
+        if line.strip():
+            e = json.loads(line)
+            if isinstance(e.get("MESSAGE"), list):   # non-UTF-8: byte array
+                e["MESSAGE"] = bytes(e["MESSAGE"]).decode(errors="replace")
+            entries.append(e)
+    return entries
+
+
+def own_messages(c, unit=SERVICE):
+    """Journal entries written by the service's processes (not by PID 1)."""
+    return [e for e in journal_entries(c, unit) if e.get("_PID") != "1"
+            and e.get("SYSLOG_IDENTIFIER") != "systemd"]
+
+
+def assert_page_from_app(c, page):
+    assert page.get("sapi") == "cgi-fcgi", page
+    assert page.get("user") == APP_USER, page
+    assert page.get("uid") == str(c.app_uid) and page.get("euid") == str(c.app_uid), page
+    assert page.get("gid") == str(c.app_gid) and page.get("egid") == str(c.app_gid), page
+    assert page.get("nofile") == f"{NOFILE_SOFT}/{NOFILE_HARD}", page
+    assert page.get("listen_fds") == "(unset)", page
+    # The unit leaves NoNewPrivileges= off, so setuid helpers keep working.
+    assert page.get("no_new_privs") == "0", page
+
+
+def wait_for(pred, what, timeout=60, fail=None):
+    """Polls PRED (bounded); the bound is a safety net, not an assertion on speed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}" +
+                                 (f"\n{fail()}" if fail else ""))
+        time.sleep(0.2)
+
+
+def main_comm(c, unit):
+    pid = unit_prop(c, unit, "MainPID")
+    if pid == "0":
+        return None
+    return c.exec(["ps", "-o", "comm=", "-p", pid], check=False).stdout.strip()
+
+
+def fd0_socket(c, pid):
+    """The inode of the socket on fd 0 of PID (container view)."""
+    link = c.exec(["readlink", f"/proc/{pid}/fd/0"]).stdout.strip()
+    m = re.fullmatch(r"socket:\[(\d+)\]", link)
+    assert m, f"fd 0 of {pid} is {link!r}, not a socket"
+    return m.group(1)
+
+
+def pid1_sockets(c):
+    """Inodes of the sockets systemd (PID 1) holds."""
+    out = c.sh("for f in /proc/1/fd/*; do readlink \"$f\"; done").stdout
+    return set(re.findall(r"socket:\[(\d+)\]", out))
+
+
+def socket_stat(c):
+    p = c.exec(["stat", "-c", "%F|%U|%G|%a", SOCKET_PATH], check=False)
+    return p.stdout.strip() if p.returncode == 0 else None
+
+
+# ---------------------------------------------------------------------------
+# Tests (they run in this order on one booted container)
+# ---------------------------------------------------------------------------
+
+def test_units_verify(ct):
+    p = ct.exec(["systemd-analyze", "verify", "--man=no",
+                 "/lib/systemd/system/spawn-fcgi@.socket",
+                 "/lib/systemd/system/spawn-fcgi@.service",
+                 SOCKET_UNIT, SERVICE], check=False)
+    assert p.returncode == 0 and p.stderr.strip() == "" and p.stdout.strip() == "", \
+        f"systemd-analyze verify: {p.returncode}\n{p.stdout}{p.stderr}"
+
+
+def test_installed_files(ct):
+    exec_start = unit_prop(ct, SERVICE, "ExecStart")
+    assert "path=/usr/bin/spawn-fcgi " in exec_start, exec_start
+    assert f"--config=/etc/spawn-fcgi/{INSTANCE}.conf" in exec_start, exec_start
+    ct.exec(["test", "-x", "/usr/bin/spawn-fcgi"])
+    # The annotated example is valid for the installed spawn-fcgi.
+    p = ct.exec(["/usr/bin/spawn-fcgi", "--check",
+                 "--config=/etc/spawn-fcgi/example.conf.sample"], check=False)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "warning" not in p.stderr.lower() and "error" not in p.stderr.lower(), p.stderr
+
+
+def test_socket_listening_service_idle(ct):
+    assert unit_state(ct, SOCKET_UNIT) == "active"
+    assert unit_state(ct, SERVICE) == "inactive"
+    assert ct.exec(["pgrep", "-u", APP_USER], check=False).stdout == ""
+
+
+def test_socket_file_owner_mode(ct):
+    assert socket_stat(ct) == "socket|root|www-data|660"
+    # The directory systemd made for it.
+    p = ct.exec(["stat", "-c", "%U|%G|%a", "/run/spawn-fcgi"])
+    assert p.stdout.strip() == "root|root|755"
+
+
+def test_first_request_activates_php(ct):
+    page = fetch_page(ct)
+    assert_page_from_app(ct, page)
+    assert unit_state(ct, SERVICE) == "active"
+    main_pid = unit_prop(ct, SERVICE, "MainPID")
+    assert main_pid != "0"
+    # spawn-fcgi replaced itself with php-cgi, which runs as the user.
+    p = ct.exec(["ps", "-o", "user=,comm=", "-p", main_pid])
+    assert p.stdout.split() == [APP_USER, "php-cgi"], p.stdout
+    assert unit_prop(ct, SERVICE, "TriggeredBy") == SOCKET_UNIT
+    # php-cgi listens on the very socket systemd made (fd 0), not on one of
+    # its own.
+    assert fd0_socket(ct, main_pid) in pid1_sockets(ct)
+    assert socket_stat(ct) == "socket|root|www-data|660"
+
+
+def test_journal_messages_and_priorities(ct):
+    log("journal of the service:\n" + journal_text(ct))
+    msgs = own_messages(ct)
+    # No sd-daemon prefix may reach the journal as text: journald parses it.
+    for e in msgs:
+        assert not re.match(r"^<[0-7]>", e["MESSAGE"]), e
+    ours = [e for e in msgs if e["MESSAGE"].startswith("spawn-fcgi: ")]
+    # A successful start says nothing worse than a warning.
+    for e in ours:
+        assert e.get("PRIORITY") in ("4", "5", "6", "7"), e
+
+
+def test_warning_has_warning_priority(ct):
+    """A setting without effect is reported at PRIORITY=4 (warning)."""
+    unit = "spawn-fcgi@warn.service"
+    # fork= is overridden by the unit's --no-fork.
+    write_file(ct.root, "/etc/spawn-fcgi/warn.conf",
+               f"[spawn-fcgi]\nexec=/usr/bin/php-cgi\nuser={APP_USER}\n"
+               "socket=/run/spawn-fcgi/warn.sock\nfork=3\n")
+    def warnings():
+        return [e for e in own_messages(ct, unit) if e.get("PRIORITY") == "4"
+                and e["MESSAGE"].startswith("spawn-fcgi: ") and "fork" in e["MESSAGE"]]
+
+    try:
+        ct.exec(["systemctl", "start", unit])
+        wait_for(lambda: main_comm(ct, unit) == "php-cgi", "spawn-fcgi to exec php-cgi",
+                 fail=lambda: journal_text(ct, unit))
+        assert unit_state(ct, unit) == "active"
+        wait_for(warnings, "a warning in the journal", fail=lambda: journal_text(ct, unit))
+        for e in own_messages(ct, unit):
+            assert not re.match(r"^<[0-7]>", e["MESSAGE"]), e
+    finally:
+        ct.exec(["systemctl", "stop", unit], check=False)
+
+
+def test_restart(ct):
+    old_pid = unit_prop(ct, SERVICE, "MainPID")
+    ct.exec(["systemctl", "restart", SERVICE])
+    assert unit_state(ct, SERVICE) == "active"
+    new_pid = unit_prop(ct, SERVICE, "MainPID")
+    assert new_pid not in ("0", old_pid)
+    assert ct.exec(["test", "-d", f"/proc/{old_pid}"], check=False).returncode != 0
+    page = fetch_page(ct)
+    assert_page_from_app(ct, page)
+    assert socket_stat(ct) == "socket|root|www-data|660"
+
+
+def test_stop_and_reactivation(ct):
+    ct.exec(["systemctl", "stop", SERVICE])
+    assert unit_state(ct, SERVICE) == "inactive"
+    assert unit_prop(ct, SERVICE, "Result") == "success"
+    # Every process of the instance is gone; the socket stays with systemd.
+    assert ct.exec(["pgrep", "-u", APP_USER], check=False).stdout == ""
+    assert unit_state(ct, SOCKET_UNIT) == "active"
+    assert socket_stat(ct) == "socket|root|www-data|660"
+    # The next request starts it again.
+    assert_page_from_app(ct, fetch_page(ct))
+    assert unit_state(ct, SERVICE) == "active"
+
+
+def test_service_alone_binds_config_socket(ct):
+    """Without the socket unit, spawn-fcgi creates socket= of the config."""
+    ct.exec(["systemctl", "stop", SOCKET_UNIT, SERVICE])
+    assert unit_state(ct, SOCKET_UNIT) == "inactive"
+    assert socket_stat(ct) is None          # RemoveOnStop=yes
+    ct.exec(["systemctl", "start", SERVICE])
+    try:
+        assert unit_state(ct, SOCKET_UNIT) == "inactive"
+        assert unit_state(ct, SERVICE) == "active"
+        assert socket_stat(ct) == "socket|root|www-data|660"
+        assert_page_from_app(ct, fetch_page(ct))
+        # spawn-fcgi made this socket itself.
+        assert fd0_socket(ct, unit_prop(ct, SERVICE, "MainPID")) not in pid1_sockets(ct)
+        ct.exec(["systemctl", "stop", SERVICE])
+        assert unit_prop(ct, SERVICE, "Result") == "success"
+        assert ct.exec(["pgrep", "-u", APP_USER], check=False).stdout == ""
+    finally:
+        ct.exec(["systemctl", "stop", SERVICE], check=False)
+        ct.exec(["systemctl", "start", SOCKET_UNIT], check=False)
+    assert unit_state(ct, SOCKET_UNIT) == "active"
+    assert_page_from_app(ct, fetch_page(ct))
+
+
+def test_socket_dropin_overrides(ct):
+    """Owner and mode of the socket come from the socket unit, so a drop-in
+    changes them."""
+    dropin = f"/etc/systemd/system/{SOCKET_UNIT}.d/50-test.conf"
+    write_file(ct.root, dropin, "[Socket]\nSocketUser=www-data\nSocketMode=0600\n")
+    try:
+        ct.exec(["systemctl", "daemon-reload"])
+        ct.exec(["systemctl", "stop", SERVICE, SOCKET_UNIT])
+        ct.exec(["systemctl", "start", SOCKET_UNIT])
+        assert socket_stat(ct) == "socket|www-data|www-data|600"
+        assert_page_from_app(ct, fetch_page(ct))
+    finally:
+        remove_file(ct.root, dropin)
+        ct.exec(["systemctl", "daemon-reload"], check=False)
+        ct.exec(["systemctl", "stop", SERVICE, SOCKET_UNIT], check=False)
+        ct.exec(["systemctl", "start", SOCKET_UNIT], check=False)
+    assert socket_stat(ct) == "socket|root|www-data|660"
+
+
+def test_bad_config_fails_clearly(ct):
+    """A broken instance fails, says why in the journal, starts nothing."""
+    write_file(ct.root, "/etc/spawn-fcgi/broken.conf",
+               "[spawn-fcgi]\nexec=/usr/bin/php-cgi\nuser=no-such-user-here\n"
+               "socket=/run/spawn-fcgi/broken.sock\n")
+    unit = "spawn-fcgi@broken.service"
+    # Type=exec: the start job succeeds once spawn-fcgi runs; it then exits
+    # with an error, and Restart=on-failure gives up after the start limit.
+    ct.exec(["systemctl", "start", unit], check=False)
+    wait_for(lambda: unit_state(ct, unit) == "failed", f"{unit} to fail")
+    assert unit_prop(ct, unit, "Result") in ("exit-code", "start-limit-hit"), \
+        unit_prop(ct, unit, "Result")
+
+    def errors():
+        return [e for e in own_messages(ct, unit) if e.get("PRIORITY") == "3"
+                and e["MESSAGE"].startswith("spawn-fcgi: ")
+                and "no-such-user-here" in e["MESSAGE"]]
+
+    wait_for(errors, "the error in the journal", fail=lambda: journal_text(ct, unit))
+    assert ct.exec(["test", "-e", "/run/spawn-fcgi/broken.sock"], check=False).returncode != 0
+    ct.exec(["systemctl", "reset-failed", unit], check=False)
+
+
+class _Outcomes:
+    def __init__(self):
+        self.counts = {}
+
+    def pytest_runtest_logreport(self, report):
+        if report.when == "call" or report.outcome != "passed":
+            self.counts[report.outcome] = self.counts.get(report.outcome, 0) + 1
+
+
+if __name__ == "__main__":
+    # Run by meson: exit 77 (skipped) when everything was skipped.
+    outcomes = _Outcomes()
+    rc = pytest.main(["-v", "-rs", "-p", "no:cacheprovider", os.path.abspath(__file__)]
+                     + sys.argv[1:], plugins=[outcomes])
+    if rc == 0 and outcomes.counts.get("skipped") and not outcomes.counts.get("passed"):
+        rc = 77
+    sys.exit(int(rc))
