@@ -25,6 +25,8 @@ typedef struct {
   int quick_failures;       /* in a row */
   gint64 restart_at_ms;     /* a restart is due then (0: none) */
   bool replace;             /* to be replaced by the ongoing reload */
+  bool probation;           /* reload: the new child must survive its start */
+  pid_t previous;           /* reload: the old child, kept until then (or -1) */
 } Slot;
 
 typedef struct {
@@ -33,6 +35,7 @@ typedef struct {
   Slot *slots;
   GArray *retiring;         /* pid_t of old children asked to stop */
   gint64 retire_deadline_ms;
+  gint64 probation_deadline_ms;
   bool reloading;
   bool stopping;
   gint64 stop_deadline_ms;
@@ -123,9 +126,12 @@ static bool start_slot(Supervisor *sv, Slot *slot)
 
 static void signal_all(Supervisor *sv, int sig)
 {
-  for (int i = 0; i < sv->cfg->count; i++)
+  for (int i = 0; i < sv->cfg->count; i++) {
     if (sv->slots[i].pid > 0)
       kill(sv->slots[i].pid, sig);
+    if (sv->slots[i].probation && sv->slots[i].previous > 0)
+      kill(sv->slots[i].previous, sig);
+  }
   for (guint i = 0; i < sv->retiring->len; i++)
     kill(g_array_index(sv->retiring, pid_t, i), sig);
 }
@@ -154,6 +160,14 @@ static void give_up(Supervisor *sv)
 static void reload_step(Supervisor *sv);
 static void reload_batch(Supervisor *sv);
 
+static bool on_probation(const Supervisor *sv)
+{
+  for (int i = 0; i < sv->cfg->count; i++)
+    if (sv->slots[i].probation)
+      return true;
+  return false;
+}
+
 static void begin_reload(Supervisor *sv)
 {
   sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%" G_GINT64_FORMAT, g_get_monotonic_time());
@@ -173,7 +187,7 @@ static void reload_step(Supervisor *sv)
 
   do {
     reload_batch(sv);
-    if (sv->stopping || sv->retiring->len > 0)
+    if (sv->stopping || sv->retiring->len > 0 || on_probation(sv))
       return;
     more = false;
     for (int i = 0; i < sv->cfg->count; i++)
@@ -184,8 +198,9 @@ static void reload_step(Supervisor *sv)
   notify_status(sv);
 }
 
-/* Replaces the next batch: new child first, then the old one is asked to
- * finish its requests and stop. */
+/* Starts the next batch of new children.  Each old child keeps serving
+ * until its replacement has survived SUPERVISOR_PROBATION_MS (see
+ * end_probation()). */
 static void reload_batch(Supervisor *sv)
 {
   int started = 0;
@@ -197,22 +212,65 @@ static void reload_batch(Supervisor *sv)
     slot->replace = false;
     pid_t old = slot->pid;
     if (!start_slot(sv, slot)) {
-      /* Keep the old child: a reload must not take capacity away. */
-      slot->pid = old;
-      slot->restart_at_ms = 0;
+      /* Keep the old child: a reload must not take capacity away.  (A slot
+       * that had none keeps the restart start_slot() scheduled.) */
+      if (old > 0) {
+        slot->pid = old;
+        slot->restart_at_ms = 0;
+      }
       if (sv->stopping)
         return;
       continue;
     }
     slot->quick_failures = 0;
-    if (old > 0) {
-      kill(old, sv->cfg->stop_signal);
-      g_array_append_val(sv->retiring, old);
-    }
+    slot->probation = true;
+    slot->previous = old;
     started++;
+  }
+  if (started > 0)
+    sv->probation_deadline_ms = now_ms() + SUPERVISOR_PROBATION_MS;
+}
+
+/* The new children of a batch have had their moment: retire the old ones
+ * they replace.  A new child that already died means the new start is
+ * broken (a bad php.ini, say): its old child stays and the reload stops,
+ * so that a reload never takes capacity away. */
+static void end_probation(Supervisor *sv)
+{
+  bool failed = false;
+
+  for (int i = 0; i < sv->cfg->count; i++) {
+    Slot *slot = &sv->slots[i];
+    if (!slot->probation)
+      continue;
+    slot->probation = false;
+    if (slot->pid > 0) {
+      if (slot->previous > 0) {
+        kill(slot->previous, sv->cfg->stop_signal);
+        g_array_append_val(sv->retiring, slot->previous);
+      }
+    } else {
+      failed = true;
+      if (slot->previous > 0) {
+        slot->pid = slot->previous;
+        slot->restart_at_ms = 0;
+      } else {
+        slot->quick_failures++;
+        schedule_restart(sv, slot);
+      }
+    }
+    slot->previous = -1;
   }
   if (sv->retiring->len > 0)
     sv->retire_deadline_ms = now_ms() + sv->cfg->stop_timeout_ms;
+  if (failed) {
+    log_error("reload stopped: a new child died right after its start; "
+              "the old children keep running");
+    for (int i = 0; i < sv->cfg->count; i++)
+      sv->slots[i].replace = false;
+  }
+  if (sv->retiring->len == 0)
+    reload_step(sv);
 }
 
 /* ---- events -------------------------------------------------------------- */
@@ -233,16 +291,22 @@ static void on_child_exit(Supervisor *sv, pid_t pid, int status)
   char how[96];
 
   if (remove_retiring(sv, pid)) {
-    if (sv->retiring->len == 0 && sv->reloading)
+    if (sv->retiring->len == 0 && sv->reloading && !on_probation(sv))
       reload_step(sv);
     return;
   }
   for (int i = 0; i < sv->cfg->count; i++) {
     Slot *slot = &sv->slots[i];
+    if (slot->probation && slot->previous == pid) {
+      /* The old child went on its own: its replacement is already there. */
+      slot->previous = -1;
+      return;
+    }
     if (slot->pid != pid)
       continue;
     slot->pid = -1;
-    if (sv->stopping)
+    /* A new child on probation is judged when the probation ends. */
+    if (sv->stopping || slot->probation)
       return;
     describe_exit(status, how, sizeof how);
     gint64 lived = now_ms() - slot->started_ms;
@@ -304,6 +368,8 @@ static void on_timer(Supervisor *sv)
     signal_all(sv, SIGKILL);
     sv->killed = true;
   }
+  if (!sv->stopping && on_probation(sv) && now >= sv->probation_deadline_ms)
+    end_probation(sv);
   if (!sv->stopping && sv->retiring->len > 0 && now >= sv->retire_deadline_ms) {
     for (guint i = 0; i < sv->retiring->len; i++)
       kill(g_array_index(sv->retiring, pid_t, i), SIGKILL);
@@ -331,6 +397,8 @@ static void arm_timer(Supervisor *sv)
     next = sv->stop_deadline_ms;
   if (!sv->stopping && sv->retiring->len > 0)
     next = MIN(next, sv->retire_deadline_ms);
+  if (!sv->stopping && on_probation(sv))
+    next = MIN(next, sv->probation_deadline_ms);
   for (int i = 0; i < sv->cfg->count && !sv->stopping; i++)
     if (sv->slots[i].pid < 0 && sv->slots[i].restart_at_ms != 0)
       next = MIN(next, sv->slots[i].restart_at_ms);
@@ -349,6 +417,9 @@ static void arm_timer(Supervisor *sv)
 
 static bool all_gone(const Supervisor *sv)
 {
+  for (int i = 0; i < sv->cfg->count; i++)
+    if (sv->slots[i].probation && sv->slots[i].previous > 0)
+      return false;
   return running_count(sv) == 0 && sv->retiring->len == 0;
 }
 
@@ -381,8 +452,9 @@ int supervisor_run(const LaunchPlan *plan, const SupervisorConfig *cfg,
     sv.watchdog_usec = 0;
   sv.watchdog_next_ms = now_ms();
 
+  for (int i = 0; i < cfg->count; i++)
+    sv.slots[i].pid = sv.slots[i].previous = -1;
   for (int i = 0; i < cfg->count && !sv.stopping; i++) {
-    sv.slots[i].pid = -1;
     start_slot(&sv, &sv.slots[i]);
   }
   if (!sv.stopping) {

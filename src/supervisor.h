@@ -11,8 +11,10 @@
  *                          and too many in a row make it give up
  *   SIGTERM, SIGINT     -> graceful stop: stop signal to every child, SIGKILL
  *                          after the stop timeout; a second one is forwarded
- *   SIGHUP              -> rolling reload: per batch, start the new children
- *                          first, then stop the old ones and wait for them
+ *   SIGHUP              -> rolling reload: per batch, start the new children,
+ *                          and once they survived their start stop the old
+ *                          ones and wait for them; a new child that dies at
+ *                          once stops the reload and keeps the old ones
  *   SIGUSR1, SIGUSR2    -> forwarded to the children
  *
  * With NOTIFY_SOCKET set it reports READY, STATUS, RELOADING, STOPPING and
@@ -31,6 +33,9 @@ typedef struct {
   int reload_batch;          /* children replaced at a time on SIGHUP */
 } SupervisorConfig;
 
+/* On reload, a new child must stay alive this long before the old one it
+ * replaces is asked to stop. */
+#define SUPERVISOR_PROBATION_MS 100
 #define SUPERVISOR_BACKOFF_FIRST_MS 100
 #define SUPERVISOR_BACKOFF_MAX_MS 5000
 
