@@ -26,10 +26,12 @@ void log_init(void)
 static void emit(int priority, const char *fmt, va_list ap)
 {
   g_autofree char *msg = g_strdup_vprintf(fmt, ap);
+  /* Warnings say so in the text too, for readers without priorities. */
+  const char *kind = priority == LOG_WARNING ? "warning: " : "";
   if (to_journal)
-    fprintf(stderr, "<%d>spawn-fcgi: %s\n", priority, msg);
+    fprintf(stderr, "<%d>spawn-fcgi: %s%s\n", priority, kind, msg);
   else
-    fprintf(stderr, "spawn-fcgi: %s\n", msg);
+    fprintf(stderr, "spawn-fcgi: %s%s\n", kind, msg);
   fflush(stderr);
 }
 

@@ -111,10 +111,10 @@ static gboolean plan_identity(const Settings *s, Plan *p, GError **error)
     p->app.uid = 0;
     identity_set_only_group(&p->app, gid);
     p->drop = true;
-    warn(p, "WARNING: the application will run as root (uid 0): "
+    warn(p, "the application will run as ROOT (uid 0): "
             "give --user to drop privileges");
   } else {
-    warn(p, "WARNING: the application will run as root (uid 0): "
+    warn(p, "the application will run as ROOT (uid 0): "
             "give --user to drop privileges");
   }
   return TRUE;

@@ -316,33 +316,44 @@ static gboolean set_unix_owner(SocketPlan *plan, GError **error)
 static int open_unix(SocketPlan *plan, GError **error)
 {
   struct sockaddr_un un = { .sun_family = AF_UNIX };
+  g_autofree char *dir = g_path_get_dirname(plan->path);
+  g_autofree char *name = g_path_get_basename(plan->path);
   struct stat st;
-  int fd, file_fd;
+  int fd, file_fd = -1, dir_fd;
 
   g_strlcpy(un.sun_path, plan->path, sizeof un.sun_path);
   if (!clear_unix_path(plan->path, &un, error))
     return -1;
 
+  dir_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0)
+    return fail_errno(error, errno, "cannot open the directory of socket '%s'", plan->path);
   fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
+  if (fd < 0) {
+    close(dir_fd);
     return fail_errno(error, errno, "cannot create a unix socket");
+  }
   mode_t old = umask(~plan->mode & 0777);
   int rc = bind(fd, (struct sockaddr *) &un, sizeof un);
   int err = errno;
   umask(old);
   if (rc < 0) {
     close(fd);
+    close(dir_fd);
     return fail_errno(error, err, "cannot bind to '%s'", plan->path);
   }
 
-  file_fd = open(plan->path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  file_fd = openat(dir_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
   if (file_fd < 0 || fstat(file_fd, &st) < 0 || !S_ISSOCK(st.st_mode)) {
     g_set_error(error, SOCKET_ERROR, SOCKET_ERROR_FAILED,
                 "socket '%s' was replaced right after it was created: "
                 "refusing to touch it", plan->path);
+    close(dir_fd);
     goto fail;
   }
   plan->created = true;
+  plan->created_dir_fd = dir_fd;
+  plan->created_name = g_steal_pointer(&name);
   plan->created_dev = st.st_dev;
   plan->created_ino = st.st_ino;
 
@@ -417,15 +428,19 @@ int socket_acquire(SocketPlan *plan, GError **error)
 void socket_remove_own(const SocketPlan *plan)
 {
   struct stat st;
-  if (!plan->created || plan->path == NULL)
+  if (!plan->created)
     return;
-  if (lstat(plan->path, &st) == 0 && S_ISSOCK(st.st_mode) &&
+  if (fstatat(plan->created_dir_fd, plan->created_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+      S_ISSOCK(st.st_mode) &&
       st.st_dev == plan->created_dev && st.st_ino == plan->created_ino)
-    unlink(plan->path);
+    unlinkat(plan->created_dir_fd, plan->created_name, 0);
 }
 
 void socket_plan_clear(SocketPlan *plan)
 {
+  if (plan->created)
+    close(plan->created_dir_fd);
+  g_free(plan->created_name);
   g_free(plan->path);
   g_free(plan->addr_text);
   g_free(plan->passed_name);

@@ -46,8 +46,11 @@ typedef struct {
   int passed_fd;
   char *passed_name;
 
-  /* filled by socket_acquire for a socket file it created */
+  /* filled by socket_acquire for a socket file it created: its directory
+   * (held open, so that it can be found again after a chroot) and name */
   bool created;
+  int created_dir_fd;
+  char *created_name;
   dev_t created_dev;
   ino_t created_ino;
 } SocketPlan;
@@ -75,7 +78,8 @@ bool socket_stdin_is_listening(void);
 int socket_acquire(SocketPlan *plan, GError **error);
 
 /* Removes the socket file that socket_acquire created, if it is still the
- * same socket.  Never removes anything else. */
+ * same socket (also from inside a chroot entered later).  Never removes
+ * anything else. */
 void socket_remove_own(const SocketPlan *plan);
 
 const char *socket_source_name(SocketSource source);

@@ -86,8 +86,8 @@ static void schedule_restart(Supervisor *sv, Slot *slot)
   gint64 delay = 0;
 
   if (qf > sv->cfg->restart_retries) {
-    log_error("a child failed %d times in a row within %d ms of its start: giving up",
-              qf, sv->cfg->restart_window_ms);
+    log_error("a child failed %d time%s in a row within %d s of its start: giving up",
+              qf, qf == 1 ? "" : "s", sv->cfg->restart_window_ms / 1000);
     give_up(sv);
     return;
   }
