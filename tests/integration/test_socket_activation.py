@@ -227,7 +227,7 @@ def test_journal_priorities_when_stderr_is_the_journal(spawn_fcgi_bin, app, proc
                   env=harness.base_env())
     lines = err.read_text().splitlines()
     assert r.returncode == 3, (r, lines)
-    assert "<4>spawn-fcgi: -a is ignored with a unix socket" in lines, lines
+    assert "<4>spawn-fcgi: warning: -a is ignored with a unix socket" in lines, lines
     assert any(l.startswith("<3>spawn-fcgi: ") for l in lines), lines
 
 
