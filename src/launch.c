@@ -18,7 +18,7 @@
 #include "exit-status.h"
 #include "privileges.h"
 
-static bool fail(LaunchFailure *f, LaunchStep step, int err, const char *detail)
+bool launch_fail(LaunchFailure *f, LaunchStep step, int err, const char *detail)
 {
   f->step = step;
   f->err = err;
@@ -70,22 +70,22 @@ static bool setup_fds(const LaunchPlan *p, LaunchFailure *f)
 {
   if (p->listen_fd != STDIN_FILENO) {
     if (dup2(p->listen_fd, STDIN_FILENO) < 0)
-      return fail(f, LAUNCH_STEP_SOCKET_FD, errno, "");
+      return launch_fail(f, LAUNCH_STEP_SOCKET_FD, errno, "");
   } else {
     /* dup2(0, 0) would not clear FD_CLOEXEC. */
     int flags = fcntl(STDIN_FILENO, F_GETFD);
     if (flags < 0 || fcntl(STDIN_FILENO, F_SETFD, flags & ~FD_CLOEXEC) < 0)
-      return fail(f, LAUNCH_STEP_SOCKET_FD, errno, "");
+      return launch_fail(f, LAUNCH_STEP_SOCKET_FD, errno, "");
   }
   /* The socket is blocking, as libfcgi expects. */
   int fl = fcntl(STDIN_FILENO, F_GETFL);
   if (fl < 0 || ((fl & O_NONBLOCK) && fcntl(STDIN_FILENO, F_SETFL, fl & ~O_NONBLOCK) < 0))
-    return fail(f, LAUNCH_STEP_SOCKET_FD, errno, "O_NONBLOCK");
+    return launch_fail(f, LAUNCH_STEP_SOCKET_FD, errno, "O_NONBLOCK");
 
   for (int fd = STDOUT_FILENO; fd <= STDERR_FILENO; fd++) {
     if ((p->stdio_to_null || same_file(fd, STDIN_FILENO)) &&
         dup2(p->null_fd, fd) < 0)
-      return fail(f, LAUNCH_STEP_STDIO, errno, "");
+      return launch_fail(f, LAUNCH_STEP_STDIO, errno, "");
   }
 
   int rc;
@@ -95,7 +95,7 @@ static bool setup_fds(const LaunchPlan *p, LaunchFailure *f)
   else
     rc = close_range_compat(3, ~0U);
   if (rc < 0)
-    return fail(f, LAUNCH_STEP_CLOSE_FDS, errno, "");
+    return launch_fail(f, LAUNCH_STEP_CLOSE_FDS, errno, "");
   return true;
 }
 
@@ -112,11 +112,11 @@ static bool reset_signals(LaunchFailure *f)
       continue;
     /* Signals reserved by the C library (32, 33) refuse: that is fine. */
     if (sigaction(sig, &sa, NULL) < 0 && errno != EINVAL)
-      return fail(f, LAUNCH_STEP_SIGNALS, errno, "sigaction");
+      return launch_fail(f, LAUNCH_STEP_SIGNALS, errno, "sigaction");
   }
   sigemptyset(&none);
   if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
-    return fail(f, LAUNCH_STEP_SIGNALS, errno, "sigprocmask");
+    return launch_fail(f, LAUNCH_STEP_SIGNALS, errno, "sigprocmask");
   return true;
 }
 
@@ -125,21 +125,21 @@ void launch_exec(const LaunchPlan *p, LaunchFailure *f)
   memset(f, 0, sizeof *f);
 
   if (p->new_session && setsid() < 0)
-    (void) fail(f, LAUNCH_STEP_SETSID, errno, "");
+    (void) launch_fail(f, LAUNCH_STEP_SETSID, errno, "");
   else if (p->limits != NULL &&
            !limits_apply(p->limits, p->limits_ignore_errors, f->detail, sizeof f->detail))
     f->step = LAUNCH_STEP_LIMITS;
   else if (p->chdir_dir != NULL && chdir(p->chdir_dir) < 0)
-    (void) fail(f, LAUNCH_STEP_CHDIR, errno, p->chdir_dir);
+    (void) launch_fail(f, LAUNCH_STEP_CHDIR, errno, p->chdir_dir);
   else if (p->drop && !privileges_drop(p->uid, p->gid, p->groups, p->n_groups, f))
     ;
   else if (p->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-    (void) fail(f, LAUNCH_STEP_NO_NEW_PRIVS, errno, "");
+    (void) launch_fail(f, LAUNCH_STEP_NO_NEW_PRIVS, errno, "");
   else if (!setup_fds(p, f) || !reset_signals(f))
     ;
   else {
     execve(p->exec_path, p->argv, p->envp);
-    (void) fail(f, LAUNCH_STEP_EXEC, errno, p->exec_path);
+    (void) launch_fail(f, LAUNCH_STEP_EXEC, errno, p->exec_path);
   }
 }
 

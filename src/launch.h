@@ -62,6 +62,9 @@ typedef struct {
 /* Returns only on failure. */
 void launch_exec(const LaunchPlan *plan, LaunchFailure *failure);
 
+/* Records a failed step; returns false for "return launch_fail(...)". */
+bool launch_fail(LaunchFailure *failure, LaunchStep step, int err, const char *detail);
+
 /* The documented exit status for a failure. */
 int launch_failure_exit_status(const LaunchFailure *failure);
 

@@ -28,14 +28,6 @@ gboolean privileges_chroot(const char *dir, GError **error)
   return TRUE;
 }
 
-static bool fail(LaunchFailure *f, LaunchStep step, int err, const char *detail)
-{
-  f->step = step;
-  f->err = err;
-  snprintf(f->detail, sizeof f->detail, "%s", detail);
-  return false;
-}
-
 static bool same_group_set(const gid_t *want, size_t n_want, const gid_t *have, size_t n_have)
 {
   for (size_t i = 0; i < n_want; i++) {
@@ -65,12 +57,12 @@ static bool verify(uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups,
   if (getresuid(&ru, &eu, &su) < 0 || ru != uid || eu != uid || su != uid) {
     snprintf(detail, sizeof detail, "uids are %d/%d/%d, wanted %u",
              (int) ru, (int) eu, (int) su, (unsigned) uid);
-    return fail(f, LAUNCH_STEP_VERIFY, 0, detail);
+    return launch_fail(f, LAUNCH_STEP_VERIFY, 0, detail);
   }
   if (getresgid(&rg, &eg, &sg) < 0 || rg != gid || eg != gid || sg != gid) {
     snprintf(detail, sizeof detail, "gids are %d/%d/%d, wanted %u",
              (int) rg, (int) eg, (int) sg, (unsigned) gid);
-    return fail(f, LAUNCH_STEP_VERIFY, 0, detail);
+    return launch_fail(f, LAUNCH_STEP_VERIFY, 0, detail);
   }
 
   int n = getgroups(0, NULL);
@@ -78,14 +70,14 @@ static bool verify(uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups,
   if (n < 0 || (n > 0 && (have == NULL || getgroups(n, have) != n)) ||
       !same_group_set(groups, n_groups, have, n > 0 ? (size_t) n : 0)) {
     free(have);
-    return fail(f, LAUNCH_STEP_VERIFY, 0, "supplementary groups differ from the ones set");
+    return launch_fail(f, LAUNCH_STEP_VERIFY, 0, "supplementary groups differ from the ones set");
   }
   free(have);
 
   if (uid != 0 && (setuid(0) == 0 || seteuid(0) == 0))
-    return fail(f, LAUNCH_STEP_VERIFY, 0, "uid 0 could be regained");
+    return launch_fail(f, LAUNCH_STEP_VERIFY, 0, "uid 0 could be regained");
   if (uid != 0 && gid != 0 && (setgid(0) == 0 || setegid(0) == 0))
-    return fail(f, LAUNCH_STEP_VERIFY, 0, "gid 0 could be regained");
+    return launch_fail(f, LAUNCH_STEP_VERIFY, 0, "gid 0 could be regained");
   return true;
 }
 
@@ -96,12 +88,12 @@ bool privileges_drop(uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups,
 
   /* Groups first: after setresuid() they can no longer be changed. */
   if (setgroups(n_groups, groups) < 0)
-    return fail(f, LAUNCH_STEP_SETGROUPS, errno, "");
+    return launch_fail(f, LAUNCH_STEP_SETGROUPS, errno, "");
   snprintf(detail, sizeof detail, "%u", (unsigned) gid);
   if (setresgid(gid, gid, gid) < 0)
-    return fail(f, LAUNCH_STEP_SETRESGID, errno, detail);
+    return launch_fail(f, LAUNCH_STEP_SETRESGID, errno, detail);
   snprintf(detail, sizeof detail, "%u", (unsigned) uid);
   if (setresuid(uid, uid, uid) < 0)
-    return fail(f, LAUNCH_STEP_SETRESUID, errno, detail);
+    return launch_fail(f, LAUNCH_STEP_SETRESUID, errno, detail);
   return verify(uid, gid, groups, n_groups, f);
 }

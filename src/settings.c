@@ -467,6 +467,26 @@ static gboolean to_environment(const RawValue *rv, char ***out, GError **error)
   return TRUE;
 }
 
+static const char *const int_meaning[OPT_COUNT] = {
+  [OPT_BACKLOG] = "a backlog",
+  [OPT_PHP_CHILDREN] = "a number of PHP children",
+  [OPT_FORK] = "a number of children",
+  [OPT_RESTART_RETRIES] = "a number of retries",
+  [OPT_RESTART_WINDOW] = "a number of seconds",
+  [OPT_STOP_TIMEOUT] = "a number of seconds",
+  [OPT_RELOAD_BATCH] = "a number of children",
+};
+
+/* A TYPE_INT option, within the range its table entry gives. */
+static gboolean to_int_option(OptionId id, const RawValue *rv, int *out, GError **error)
+{
+  gint64 n;
+  if (!to_int(rv, options[id].min, options[id].max, int_meaning[id], &n, error))
+    return FALSE;
+  *out = (int) n;
+  return TRUE;
+}
+
 /* Converts one raw value into its typed field. */
 static gboolean apply_value(OptionId id, const RawValue *rv, Settings *s, GError **error)
 {
@@ -485,11 +505,7 @@ static gboolean apply_value(OptionId id, const RawValue *rv, Settings *s, GError
     return to_mode(rv, &s->mode, error);
   case OPT_SOCKET_USER: return to_string(rv, &s->socket_user, error);
   case OPT_SOCKET_GROUP: return to_string(rv, &s->socket_group, error);
-  case OPT_BACKLOG:
-    if (!to_int(rv, options[id].min, options[id].max, "a backlog", &n, error))
-      return FALSE;
-    s->backlog = (int) n;
-    return TRUE;
+  case OPT_BACKLOG: return to_int_option(id, rv, &s->backlog, error);
   case OPT_SOCKET_BEFORE_CHROOT: return to_flag(rv, &s->socket_before_chroot, error);
   case OPT_FD_NAME: return to_string(rv, &s->fd_name, error);
   case OPT_USER: return to_string(rv, &s->user, error);
@@ -502,40 +518,16 @@ static gboolean apply_value(OptionId id, const RawValue *rv, Settings *s, GError
   case OPT_LIMITS_DIR: return to_string(rv, &s->limits_dir, error);
   case OPT_LIMITS_IGNORE_ERRORS: return to_flag(rv, &s->limits_ignore_errors, error);
   case OPT_EXPLAIN_LIMITS: return to_flag(rv, &s->explain_limits, error);
-  case OPT_PHP_CHILDREN:
-    if (!to_int(rv, options[id].min, options[id].max, "a number of PHP children", &n, error))
-      return FALSE;
-    s->php_children = (int) n;
-    return TRUE;
-  case OPT_FORK:
-    if (!to_int(rv, options[id].min, options[id].max, "a number of children", &n, error))
-      return FALSE;
-    s->fork_count = (int) n;
-    return TRUE;
+  case OPT_PHP_CHILDREN: return to_int_option(id, rv, &s->php_children, error);
+  case OPT_FORK: return to_int_option(id, rv, &s->fork_count, error);
   case OPT_NO_FORK: return to_flag(rv, &s->no_fork, error);
   case OPT_PID_FILE: return to_string(rv, &s->pid_file, error);
   case OPT_SUPERVISE: return to_flag(rv, &s->supervise, error);
-  case OPT_RESTART_RETRIES:
-    if (!to_int(rv, options[id].min, options[id].max, "a number of retries", &n, error))
-      return FALSE;
-    s->restart_retries = (int) n;
-    return TRUE;
-  case OPT_RESTART_WINDOW:
-    if (!to_int(rv, options[id].min, options[id].max, "a number of seconds", &n, error))
-      return FALSE;
-    s->restart_window_s = (int) n;
-    return TRUE;
+  case OPT_RESTART_RETRIES: return to_int_option(id, rv, &s->restart_retries, error);
+  case OPT_RESTART_WINDOW: return to_int_option(id, rv, &s->restart_window_s, error);
   case OPT_STOP_SIGNAL: return to_signal(rv, &s->stop_signal, error);
-  case OPT_STOP_TIMEOUT:
-    if (!to_int(rv, options[id].min, options[id].max, "a number of seconds", &n, error))
-      return FALSE;
-    s->stop_timeout_s = (int) n;
-    return TRUE;
-  case OPT_RELOAD_BATCH:
-    if (!to_int(rv, options[id].min, options[id].max, "a number of children", &n, error))
-      return FALSE;
-    s->reload_batch = (int) n;
-    return TRUE;
+  case OPT_STOP_TIMEOUT: return to_int_option(id, rv, &s->stop_timeout_s, error);
+  case OPT_RELOAD_BATCH: return to_int_option(id, rv, &s->reload_batch, error);
   case OPT_FILE:
     if (rv->value[0] == '\0')
       return usage_error(error, "%s: empty value", rv->origin);
