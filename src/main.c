@@ -159,6 +159,9 @@ static int run(Plan *plan)
     g_autofree char *what = launch_failure_describe(&failure, &lp);
     log_error("%s", what);
     socket_remove_own(&plan->socket);
+    /* It names this process, which is not going to run anything. */
+    if (pid_fd >= 0 && !pid_created && ftruncate(pid_fd, 0) < 0)
+      log_warning("cannot empty PID file '%s': %s", s->pid_file, g_strerror(errno));
     pid_file_discard(s->pid_file, pid_fd, pid_created);
     return launch_failure_exit_status(&failure);
   }

@@ -359,7 +359,8 @@ static int open_unix(SocketPlan *plan, GError **error)
 
   if ((plan->owner != (uid_t) -1 || plan->group != (gid_t) -1) &&
       fchownat(file_fd, "", plan->owner, plan->group, AT_EMPTY_PATH) < 0) {
-    fail_errno(error, errno, "cannot change owner of socket '%s'", plan->path);
+    fail_errno(error, errno, "cannot give socket '%s' the owner or group asked for "
+               "(--socket-user, --socket-group, or --user/--group)", plan->path);
     goto fail;
   }
   if (listen(fd, plan->backlog) < 0) {
