@@ -175,7 +175,8 @@ static void begin_reload(Supervisor *sv)
   for (int i = 0; i < sv->cfg->count; i++)
     sv->slots[i].replace = true;
   notify_status(sv);
-  if (sv->retiring->len == 0)
+  /* A batch under way goes on; the new round starts when it is done. */
+  if (sv->retiring->len == 0 && !on_probation(sv))
     reload_step(sv);
 }
 

@@ -1,11 +1,13 @@
-"""spawn-fcgi@.socket and spawn-fcgi@.service under a booted systemd.
+"""spawn-fcgi@.socket and spawn-fcgi@.service, and their supervised
+variants spawn-fcgi-supervise@.socket and .service, under a booted systemd.
 
 A Debian bookworm root (made once with debootstrap and cached outside the
 source tree) is copied for each run, our build is installed into the copy
-together with an instance configuration, a dedicated user, a limits.d file,
-an nginx site and a PHP page, and the copy is booted with
-`systemd-nspawn --boot`.  The tests then look at the real thing from the
-outside: what nginx answers, the socket file, the unit states, the journal.
+together with two instance configurations (one for each pair of units), a
+dedicated user, a limits.d file, an nginx server for each instance and a
+PHP page, and the copy is booted with `systemd-nspawn --boot`.  The tests
+then look at the real thing from the outside: what nginx answers, the
+socket files, the unit states and properties, the processes, the journal.
 
 Environment:
   SPAWN_FCGI_SOURCE_DIR   source tree (default: two levels up from here)
@@ -34,6 +36,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import pytest
@@ -65,6 +68,15 @@ INSTANCE = "php"
 SOCKET_PATH = f"/run/spawn-fcgi/{INSTANCE}.sock"
 SERVICE = f"spawn-fcgi@{INSTANCE}.service"
 SOCKET_UNIT = f"spawn-fcgi@{INSTANCE}.socket"
+URL = "http://localhost/"
+# The supervised instance (spawn-fcgi --supervise, Type=notify), behind its
+# own nginx server.
+SV_INSTANCE = "phpsv"
+SV_CHILDREN = 3
+SV_SOCKET_PATH = f"/run/spawn-fcgi/{SV_INSTANCE}.sock"
+SV_SERVICE = f"spawn-fcgi-supervise@{SV_INSTANCE}.service"
+SV_SOCKET_UNIT = f"spawn-fcgi-supervise@{SV_INSTANCE}.socket"
+SV_URL = "http://localhost:8081/"
 
 # Upper bounds so that a hung step fails the test instead of hanging it.
 DEBOOTSTRAP_TIMEOUT = 900
@@ -324,6 +336,9 @@ def install_build(workdir, root):
 
 PHP_PAGE = r"""<?php
 header('Content-Type: text/plain');
+// ?busy_ms=N keeps the child busy (not sleeping: a signal would cut that short).
+$until = microtime(true) + (int) ($_GET['busy_ms'] ?? 0) / 1000;
+while (microtime(true) < $until);
 $pw = posix_getpwuid(posix_geteuid());
 printf("sapi=%s\n", php_sapi_name());
 printf("uid=%d\neuid=%d\ngid=%d\negid=%d\n", posix_getuid(), posix_geteuid(),
@@ -342,6 +357,7 @@ foreach (file('/proc/self/status') as $line) {
     }
 }
 printf("listen_fds=%s\n", getenv('LISTEN_FDS') === false ? '(unset)' : getenv('LISTEN_FDS'));
+printf("notify_socket=%s\n", getenv('NOTIFY_SOCKET') === false ? '(unset)' : getenv('NOTIFY_SOCKET'));
 """
 
 NGINX_SITE = f"""server {{
@@ -356,6 +372,18 @@ NGINX_SITE = f"""server {{
 }}
 """
 
+SV_NGINX_SITE = f"""server {{
+    listen 8081;
+    root /var/www/spawn-fcgi-test;
+    index index.php;
+    location ~ \\.php$ {{
+        include fastcgi_params;
+        fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
+        fastcgi_pass unix:{SV_SOCKET_PATH};
+    }}
+}}
+"""
+
 INSTANCE_CONF = f"""[spawn-fcgi]
 exec=/usr/bin/php-cgi
 user={APP_USER}
@@ -363,6 +391,19 @@ group={APP_USER}
 limits=true
 # Used only when the service runs without its socket unit.
 socket={SOCKET_PATH}
+mode=0660
+socket-user=root
+socket-group=www-data
+"""
+
+SV_INSTANCE_CONF = f"""[spawn-fcgi]
+exec=/usr/bin/php-cgi
+user={APP_USER}
+group={APP_USER}
+limits=true
+fork={SV_CHILDREN}
+# Used only when the service runs without its socket unit.
+socket={SV_SOCKET_PATH}
 mode=0660
 socket-user=root
 socket-group=www-data
@@ -385,7 +426,10 @@ def prepare_root(root):
     # not write through it.
     remove_file(root, "/etc/nginx/sites-enabled/default")
     write_file(root, "/etc/nginx/sites-enabled/spawn-fcgi-test", NGINX_SITE)
-    run(["systemctl", f"--root={root}", "enable", SOCKET_UNIT, "nginx.service"])
+    write_file(root, f"/etc/spawn-fcgi/{SV_INSTANCE}.conf", SV_INSTANCE_CONF)
+    write_file(root, "/etc/nginx/sites-enabled/spawn-fcgi-supervise-test", SV_NGINX_SITE)
+    run(["systemctl", f"--root={root}", "enable", SOCKET_UNIT, SV_SOCKET_UNIT,
+         "nginx.service"])
 
 
 def passwd_entry(root, name):
@@ -690,12 +734,17 @@ def unit_prop(c, unit, prop):
     return c.exec(["systemctl", "show", "-P", prop, unit]).stdout.strip()
 
 
-def fetch_page(c):
+def unit_props(c, unit, *props):
+    out = c.exec(["systemctl", "show", "-p", ",".join(props), unit]).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def fetch_page(c, url=URL, unit=SERVICE):
     p = c.exec(["curl", "-sS", "--max-time", "60", "-o", "-", "-w", "http_code=%{http_code}\\n",
-                "http://localhost/"], check=False)
-    assert p.returncode == 0, f"curl failed: {p.stderr}\n{journal_text(c)}"
+                url], check=False)
+    assert p.returncode == 0, f"curl failed: {p.stderr}\n{journal_text(c, unit)}"
     page = dict(line.split("=", 1) for line in p.stdout.splitlines() if "=" in line)
-    assert page.get("http_code") == "200", f"{p.stdout}\n{journal_text(c)}"
+    assert page.get("http_code") == "200", f"{p.stdout}\n{journal_text(c, unit)}"
     return page
 
 
@@ -715,9 +764,10 @@ def journal_entries(c, unit=SERVICE):
     return entries
 
 
-def own_messages(c, unit=SERVICE):
-    """Journal entries written by the service's processes (not by PID 1)."""
-    return [e for e in journal_entries(c, unit) if e.get("_PID") != "1"
+def own_messages(c, unit=SERVICE, since=0):
+    """Journal entries written by the service's processes (not by PID 1),
+    from the SINCEth entry of the unit's journal on."""
+    return [e for e in journal_entries(c, unit)[since:] if e.get("_PID") != "1"
             and e.get("SYSLOG_IDENTIFIER") != "systemd"]
 
 
@@ -728,6 +778,7 @@ def assert_page_from_app(c, page):
     assert page.get("gid") == str(c.app_gid) and page.get("egid") == str(c.app_gid), page
     assert page.get("nofile") == f"{NOFILE_SOFT}/{NOFILE_HARD}", page
     assert page.get("listen_fds") == "(unset)", page
+    assert page.get("notify_socket") == "(unset)", page
     # The unit leaves NoNewPrivileges= off, so setuid helpers keep working.
     assert page.get("no_new_privs") == "0", page
 
@@ -766,8 +817,8 @@ def pid1_sockets(c):
     return set(re.findall(r"socket:\[(\d+)\]", out))
 
 
-def socket_stat(c):
-    p = c.exec(["stat", "-c", "%F|%U|%G|%a", SOCKET_PATH], check=False)
+def socket_stat(c, path=SOCKET_PATH):
+    p = c.exec(["stat", "-c", "%F|%U|%G|%a", path], check=False)
     return p.stdout.strip() if p.returncode == 0 else None
 
 
@@ -948,6 +999,316 @@ def test_bad_config_fails_clearly(ct):
     wait_for(errors, "the error in the journal", fail=lambda: journal_text(ct, unit))
     assert ct.exec(["test", "-e", "/run/spawn-fcgi/broken.sock"], check=False).returncode != 0
     ct.exec(["systemctl", "reset-failed", unit], check=False)
+
+
+# ---------------------------------------------------------------------------
+# The supervised instance: spawn-fcgi-supervise@.socket and .service
+# ---------------------------------------------------------------------------
+
+def sv_children(c, pid):
+    """The children of PID (the supervisor): {pid: (user, comm)}."""
+    out = c.exec(["ps", "-o", "pid=,user=,comm=", "--ppid", str(pid)], check=False).stdout
+    kids = {}
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) == 3:
+            kids[f[0]] = (f[1], f[2])
+    return kids
+
+
+def sv_app_children(c, pid):
+    """The pids of the php-cgi children of PID, when every child is one and
+    there are SV_CHILDREN of them; None otherwise."""
+    kids = sv_children(c, pid)
+    if len(kids) != SV_CHILDREN or any(v != (APP_USER, "php-cgi") for v in kids.values()):
+        return None
+    return set(kids)
+
+
+def sv_status(c):
+    return unit_prop(c, SV_SERVICE, "StatusText")
+
+
+def sv_expected_status(restarts):
+    return f"{SV_CHILDREN} of {SV_CHILDREN} children running, {restarts} restarts"
+
+
+def sv_state(c):
+    """Everything worth showing when a supervised-instance test fails."""
+    props = unit_props(c, SV_SERVICE, "ActiveState", "SubState", "MainPID", "StatusText",
+                       "NRestarts", "Result")
+    pid = props.get("MainPID", "0")
+    tree = c.exec(["ps", "-o", "pid,ppid,user,stat,comm", "-u", APP_USER], check=False).stdout
+    return f"{props}\nchildren of {pid}: {sv_children(c, pid)}\n{tree}\n" + \
+        journal_text(c, SV_SERVICE)
+
+
+def sv_notices(c, text):
+    """Messages of the supervisor at PRIORITY=5 (notice) containing TEXT."""
+    return [e for e in own_messages(c, SV_SERVICE) if e.get("PRIORITY") == "5"
+            and e["MESSAGE"].startswith("spawn-fcgi: ") and text in e["MESSAGE"]]
+
+
+def wait_sv_settled(c, restarts):
+    """Waits for all children running and READY (no reload or stop going on)."""
+    wait_for(lambda: sv_status(c) == sv_expected_status(restarts),
+             f"StatusText {sv_expected_status(restarts)!r}", fail=lambda: sv_state(c))
+    wait_for(lambda: unit_state(c, SV_SERVICE) != "activating"
+             and unit_prop(c, SV_SERVICE, "SubState") != "reload",
+             f"{SV_SERVICE} to leave activating/reload", fail=lambda: sv_state(c))
+
+
+def test_supervise_units_verify(ct):
+    p = ct.exec(["systemd-analyze", "verify", "--man=no",
+                 "/lib/systemd/system/spawn-fcgi-supervise@.socket",
+                 "/lib/systemd/system/spawn-fcgi-supervise@.service",
+                 SV_SOCKET_UNIT, SV_SERVICE], check=False)
+    assert p.returncode == 0 and p.stderr.strip() == "" and p.stdout.strip() == "", \
+        f"systemd-analyze verify: {p.returncode}\n{p.stdout}{p.stderr}"
+
+
+def test_supervise_socket_listening_service_idle(ct):
+    # Stop the other instance, so that every process of the user from here
+    # on belongs to the supervised one.
+    ct.exec(["systemctl", "stop", SERVICE])
+    assert ct.exec(["pgrep", "-u", APP_USER], check=False).stdout == ""
+    assert unit_state(ct, SV_SOCKET_UNIT) == "active"
+    assert unit_state(ct, SV_SERVICE) == "inactive"
+    exec_start = unit_prop(ct, SV_SERVICE, "ExecStart")
+    assert "path=/usr/bin/spawn-fcgi " in exec_start, exec_start
+    assert f"--supervise --config=/etc/spawn-fcgi/{SV_INSTANCE}.conf" in exec_start, exec_start
+
+
+def test_supervise_socket_file_owner_mode(ct):
+    assert socket_stat(ct, SV_SOCKET_PATH) == "socket|root|www-data|660"
+
+
+def test_supervise_first_request(ct):
+    page = fetch_page(ct, SV_URL, SV_SERVICE)
+    assert_page_from_app(ct, page)
+    # Type=notify: the unit leaves "activating" on READY=1 only.
+    wait_for(lambda: unit_state(ct, SV_SERVICE) != "activating",
+             f"{SV_SERVICE} to leave activating", fail=lambda: sv_state(ct))
+    props = unit_props(ct, SV_SERVICE, "MainPID", "Type", "StatusText", "NRestarts",
+                       "ActiveState", "SubState", "TriggeredBy")
+    assert props["Type"] == "notify", props
+    assert (props["ActiveState"], props["SubState"]) == ("active", "running"), sv_state(ct)
+    assert props["NRestarts"] == "0", props
+    assert props["TriggeredBy"] == SV_SOCKET_UNIT, props
+    main_pid = props["MainPID"]
+    assert main_pid != "0", props
+    # The supervisor stays: the main process is spawn-fcgi, run as root.
+    assert ct.exec(["readlink", f"/proc/{main_pid}/exe"]).stdout.strip() == "/usr/bin/spawn-fcgi"
+    assert ct.exec(["ps", "-o", "user=", "-p", main_pid]).stdout.strip() == "root"
+    kids = wait_for(lambda: sv_app_children(ct, main_pid),
+                    f"{SV_CHILDREN} php-cgi children of {main_pid}", fail=lambda: sv_state(ct))
+    assert page["pid"] in kids, (page, kids)
+    # Every child listens on the very socket systemd made.
+    held = pid1_sockets(ct)
+    for kid in kids:
+        assert fd0_socket(ct, kid) in held, kid
+    wait_sv_settled(ct, 0)
+    assert sv_notices(ct, f"supervising {SV_CHILDREN} children ({SV_CHILDREN} running)"), \
+        journal_text(ct, SV_SERVICE)
+    assert socket_stat(ct, SV_SOCKET_PATH) == "socket|root|www-data|660"
+
+
+def test_supervise_restarts_killed_child(ct):
+    main_pid = unit_prop(ct, SV_SERVICE, "MainPID")
+    before = sv_app_children(ct, main_pid)
+    assert before, sv_state(ct)
+    victim = sorted(before, key=int)[0]
+    ct.exec(["kill", "-9", victim])
+    after = wait_for(lambda: (k := sv_app_children(ct, main_pid)) and victim not in k and k,
+                     "a new child in place of the killed one", fail=lambda: sv_state(ct))
+    assert len(after - before) == 1, (before, after)
+    wait_sv_settled(ct, 1)
+    assert unit_state(ct, SV_SERVICE) == "active"
+    props = unit_props(ct, SV_SERVICE, "MainPID", "NRestarts")
+    assert props == {"MainPID": main_pid, "NRestarts": "0"}, props
+
+    def warning():
+        return [e for e in own_messages(ct, SV_SERVICE) if e.get("PRIORITY") == "4"
+                and f"child {victim} was killed by signal 9" in e["MESSAGE"]]
+
+    wait_for(warning, "the warning about the killed child", fail=lambda: sv_state(ct))
+    assert_page_from_app(ct, fetch_page(ct, SV_URL, SV_SERVICE))
+
+
+LOAD_DIR = "/run/spawn-fcgi-test-load"
+LOAD_CLIENTS = 3
+# php-cgi ends itself after PHP_FCGI_MAX_REQUESTS (500) requests, which
+# would count as a restart: stay well below.
+LOAD_MAX = 100
+
+
+class Load:
+    """LOAD_CLIENTS clients in the container asking for the page in a loop,
+    each request keeping a child busy for a while, until stop()."""
+
+    def __init__(self, c, url):
+        self.c = c
+        self.result = {}
+        c.exec(["rm", "-rf", LOAD_DIR])
+        c.exec(["mkdir", LOAD_DIR])
+        client = (f"n=0; bad=0; while [ ! -e {LOAD_DIR}/stop ] && [ $n -lt {LOAD_MAX} ]; do "
+                  f"code=$(curl -s -o /dev/null --max-time 20 -w '%{{http_code}}' "
+                  f"'{url}?busy_ms=20'); "
+                  f"[ \"$code\" = 200 ] || bad=$((bad + 1)); n=$((n + 1)); "
+                  f"echo $n > {LOAD_DIR}/count.$1; done; echo \"requests=$n failed=$bad\"")
+        self.script = (f"client() {{ {client}; }}; "
+                       + "".join(f"client {i} & " for i in range(LOAD_CLIENTS)) + "wait")
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            self.result["out"] = self.c.sh(self.script).stdout
+        except BaseException as e:     # reported by stop()
+            self.result["error"] = e
+
+    def count(self):
+        out = self.c.sh(f"cat {LOAD_DIR}/count.* 2>/dev/null", check=False).stdout
+        return sum(int(n) for n in out.split() if n.isdigit())
+
+    def wait_more(self, n):
+        """Waits for N more requests (or for the clients to end)."""
+        target = min(self.count() + n, LOAD_CLIENTS * LOAD_MAX)
+        wait_for(lambda: self.count() >= target or not self.thread.is_alive(),
+                 f"{n} more requests")
+
+    def stop(self):
+        """Ends the clients; returns (requests, failed)."""
+        self.end()
+        assert not self.thread.is_alive(), "the load did not stop"
+        if "error" in self.result:
+            raise self.result["error"]
+        out = self.result["out"]
+        runs = re.findall(r"requests=(\d+) failed=(\d+)", out)
+        assert len(runs) == LOAD_CLIENTS, out
+        log(f"load: {' '.join(out.split())}")
+        return sum(int(r) for r, _ in runs), sum(int(f) for _, f in runs)
+
+    def end(self):
+        """Ends the clients, without looking at the outcome."""
+        try:
+            self.c.exec(["touch", f"{LOAD_DIR}/stop"], check=False)
+        finally:
+            self.thread.join(COMMAND_TIMEOUT + 10)
+            self.c.exec(["rm", "-rf", LOAD_DIR], check=False)
+
+
+def test_supervise_reload(ct):
+    main_pid = unit_prop(ct, SV_SERVICE, "MainPID")
+    before = sv_app_children(ct, main_pid)
+    assert before, sv_state(ct)
+    journal_before = len(journal_entries(ct, SV_SERVICE))
+
+    # Requests go on during the whole reload, keeping the children busy;
+    # none may fail.
+    load = Load(ct, SV_URL)
+    try:
+        load.wait_more(10)
+        ct.exec(["systemctl", "reload", SV_SERVICE])
+        # With systemd 252 the reload job ends either when ExecReload= (kill
+        # -HUP) has exited or at READY=1, depending on which of the two
+        # systemd sees first; the children tell when it is done.
+        after = wait_for(lambda: (k := sv_app_children(ct, main_pid)) and not (k & before) and k,
+                         "every child replaced", fail=lambda: sv_state(ct))
+        wait_sv_settled(ct, 1)
+        load.wait_more(10)
+    except BaseException:
+        load.end()
+        raise
+    requests, failed = load.stop()
+    assert requests >= 20 and failed == 0, (requests, failed)
+
+    props = unit_props(ct, SV_SERVICE, "MainPID", "NRestarts", "ActiveState", "SubState")
+    assert props == {"MainPID": main_pid, "NRestarts": "0", "ActiveState": "active",
+                     "SubState": "running"}, props
+    assert len(after) == SV_CHILDREN and not (after & before), (before, after)
+    for old in before:
+        assert ct.exec(["test", "-d", f"/proc/{old}"], check=False).returncode != 0, old
+    page = fetch_page(ct, SV_URL, SV_SERVICE)
+    assert_page_from_app(ct, page)
+    assert page["pid"] in after, (page, after)
+
+    def reloading():
+        return [e for e in own_messages(ct, SV_SERVICE, journal_before)
+                if e.get("PRIORITY") == "5"
+                and e["MESSAGE"] == f"spawn-fcgi: reloading: replacing {SV_CHILDREN} children, "
+                                    "1 at a time"]
+
+    wait_for(reloading, "the reloading notice in the journal", fail=lambda: sv_state(ct))
+
+
+def test_supervise_stop_and_reactivation(ct):
+    main_pid = unit_prop(ct, SV_SERVICE, "MainPID")
+    kids = sv_app_children(ct, main_pid)
+    assert kids, sv_state(ct)
+    journal_before = len(journal_entries(ct, SV_SERVICE))
+    ct.exec(["systemctl", "stop", SV_SERVICE])
+    props = unit_props(ct, SV_SERVICE, "ActiveState", "Result", "ExecMainStatus", "MainPID")
+    assert props == {"ActiveState": "inactive", "Result": "success", "ExecMainStatus": "0",
+                     "MainPID": "0"}, f"{props}\n{journal_text(ct, SV_SERVICE)}"
+    for pid in kids | {main_pid}:
+        assert ct.exec(["test", "-d", f"/proc/{pid}"], check=False).returncode != 0, pid
+    assert ct.exec(["pgrep", "-u", APP_USER], check=False).stdout == ""
+    new = journal_entries(ct, SV_SERVICE)[journal_before:]
+    # The supervisor stopped its children itself: systemd had nothing left
+    # to kill (KillMode=mixed would SIGKILL leftovers).
+    assert not [e for e in new if "SIGKILL" in e.get("MESSAGE", "")
+                or "left-over process" in e.get("MESSAGE", "")], new
+    assert [e for e in new if e.get("_PID") == main_pid and e.get("PRIORITY") == "5"
+            and e["MESSAGE"] == f"spawn-fcgi: stopping {SV_CHILDREN} children"], \
+        journal_text(ct, SV_SERVICE)
+    # The children finished within the stop timeout: no warning.
+    assert not [e for e in own_messages(ct, SV_SERVICE, journal_before)
+                if e.get("PRIORITY") in ("0", "1", "2", "3", "4")], journal_text(ct, SV_SERVICE)
+    for e in own_messages(ct, SV_SERVICE):
+        assert not re.match(r"^<[0-7]>", e["MESSAGE"]), e
+    # The socket stays with systemd, and the next request starts it again.
+    assert unit_state(ct, SV_SOCKET_UNIT) == "active"
+    assert socket_stat(ct, SV_SOCKET_PATH) == "socket|root|www-data|660"
+    assert_page_from_app(ct, fetch_page(ct, SV_URL, SV_SERVICE))
+    wait_for(lambda: unit_state(ct, SV_SERVICE) != "activating",
+             f"{SV_SERVICE} to leave activating", fail=lambda: sv_state(ct))
+    assert unit_state(ct, SV_SERVICE) == "active"
+    new_pid = unit_prop(ct, SV_SERVICE, "MainPID")
+    assert new_pid not in ("0", main_pid)
+    assert ct.exec(["readlink", f"/proc/{new_pid}/exe"]).stdout.strip() == "/usr/bin/spawn-fcgi"
+    wait_sv_settled(ct, 0)
+
+
+def test_supervise_reload_during_reload(ct):
+    """A second reload that arrives while the first one has a new child on
+    probation still ends with SV_CHILDREN children, all of them new."""
+    main_pid = unit_prop(ct, SV_SERVICE, "MainPID")
+    before = sv_app_children(ct, main_pid)
+    assert before, sv_state(ct)
+    restarts = re.search(r", (\d+) restarts", sv_status(ct)).group(1)
+    try:
+        # The second SIGHUP goes out as soon as the first new child runs
+        # next to the old ones (SUPERVISOR_PROBATION_MS is 100 ms): the
+        # loop uses shell builtins only, so it notices within microseconds.
+        ct.sh(f"kids=/proc/{main_pid}/task/{main_pid}/children; kill -HUP {main_pid}; i=0; "
+              f"while read -r k < $kids; set -- $k; [ $# -le {SV_CHILDREN} ] "
+              f"&& [ $i -lt 1000000 ]; do i=$((i + 1)); done; kill -HUP {main_pid}; "
+              f"echo \"children=$# polls=$i\"")
+        wait_sv_settled(ct, restarts)
+        wait_for(lambda: not (set(sv_children(ct, main_pid)) & before)
+                 and len(sv_children(ct, main_pid)) <= SV_CHILDREN,
+                 "the old children to go", timeout=10, fail=lambda: sv_state(ct))
+        after = sv_app_children(ct, main_pid)
+        assert after and not (after & before), sv_state(ct)
+        for old in before:
+            assert ct.exec(["test", "-d", f"/proc/{old}"], check=False).returncode != 0, \
+                sv_state(ct)
+        assert unit_prop(ct, SV_SERVICE, "MainPID") == main_pid
+        assert_page_from_app(ct, fetch_page(ct, SV_URL, SV_SERVICE))
+    finally:
+        # What is left over must not outlive this test.
+        ct.exec(["systemctl", "stop", SV_SERVICE], check=False)
 
 
 class _Outcomes:
