@@ -101,25 +101,32 @@ static void schedule_restart(Supervisor *sv, Slot *slot)
   slot->restart_at_ms = now_ms() + delay;
 }
 
-/* Starts the child of a slot; a launch failure counts as a quick failure. */
-static bool start_slot(Supervisor *sv, Slot *slot)
+/* Forks a child and waits until it reached exec; returns its pid, or -1
+ * after reporting why it did not get there. */
+static pid_t spawn_child(const Supervisor *sv)
 {
   Child c;
 
-  slot->restart_at_ms = 0;
   children_fork(sv->plan, false, &c);
   if (c.state == CHILD_STARTING)
     children_await_exec(&c);
   if (c.state != CHILD_RUNNING) {
     children_report_failure(sv->plan, &c);
-    slot->pid = -1;
+    return -1;
+  }
+  return c.pid;
+}
+
+/* Starts the child of a slot; a launch failure counts as a quick failure. */
+static void start_slot(Supervisor *sv, Slot *slot)
+{
+  slot->restart_at_ms = 0;
+  slot->pid = spawn_child(sv);
+  slot->started_ms = now_ms();
+  if (slot->pid < 0) {
     slot->quick_failures++;
     schedule_restart(sv, slot);
-    return false;
   }
-  slot->pid = c.pid;
-  slot->started_ms = now_ms();
-  return true;
 }
 
 /* ---- stopping ------------------------------------------------------------ */
@@ -211,21 +218,24 @@ static void reload_batch(Supervisor *sv)
     if (!slot->replace)
       continue;
     slot->replace = false;
-    pid_t old = slot->pid;
-    if (!start_slot(sv, slot)) {
-      /* Keep the old child: a reload must not take capacity away.  (A slot
-       * that had none keeps the restart start_slot() scheduled.) */
-      if (old > 0) {
-        slot->pid = old;
-        slot->restart_at_ms = 0;
-      }
-      if (sv->stopping)
-        return;
+    if (slot->pid < 0) {
+      /* Nothing to replace: the slot waits for its scheduled restart. */
       continue;
     }
+    pid_t pid = spawn_child(sv);
+    if (pid < 0) {
+      /* The old child stays: a reload must not take capacity away. */
+      log_error("reload stopped: a new child could not be started; "
+                "the old children keep running");
+      for (int j = 0; j < sv->cfg->count; j++)
+        sv->slots[j].replace = false;
+      break;
+    }
+    slot->previous = slot->pid;
+    slot->pid = pid;
+    slot->started_ms = now_ms();
     slot->quick_failures = 0;
     slot->probation = true;
-    slot->previous = old;
     started++;
   }
   if (started > 0)
@@ -306,15 +316,29 @@ static void on_child_exit(Supervisor *sv, pid_t pid, int status)
     if (slot->pid != pid)
       continue;
     slot->pid = -1;
-    /* A new child on probation is judged when the probation ends. */
-    if (sv->stopping || slot->probation)
+    if (sv->stopping)
       return;
     describe_exit(status, how, sizeof how);
     gint64 lived = now_ms() - slot->started_ms;
-    log_warning("child %d %s after %" G_GINT64_FORMAT " ms; restarting", (int) pid, how, lived);
-    slot->quick_failures = lived < sv->cfg->restart_window_ms ? slot->quick_failures + 1 : 0;
+    if (slot->probation) {
+      /* A new child of a reload: end_probation() keeps the old one. */
+      log_warning("new child %d %s after %" G_GINT64_FORMAT " ms", (int) pid, how, lived);
+      return;
+    }
     sv->restarts++;
-    schedule_restart(sv, slot);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+      /* A clean exit is the application's own choice (php-cgi leaves after
+       * PHP_FCGI_MAX_REQUESTS requests): no failure, but never more than
+       * one start per SUPERVISOR_MIN_LIFETIME_MS in a slot. */
+      log_info("child %d exited after %" G_GINT64_FORMAT " ms; starting a new one",
+               (int) pid, lived);
+      slot->quick_failures = 0;
+      slot->restart_at_ms = MAX(now_ms(), slot->started_ms + SUPERVISOR_MIN_LIFETIME_MS);
+    } else {
+      log_warning("child %d %s after %" G_GINT64_FORMAT " ms", (int) pid, how, lived);
+      slot->quick_failures = lived < sv->cfg->restart_window_ms ? slot->quick_failures + 1 : 0;
+      schedule_restart(sv, slot);
+    }
     notify_status(sv);
     return;
   }
@@ -385,7 +409,7 @@ static void on_timer(Supervisor *sv)
   }
   if (sv->watchdog_usec && now >= sv->watchdog_next_ms) {
     sd_notify(0, "WATCHDOG=1");
-    sv->watchdog_next_ms = now + (gint64) (sv->watchdog_usec / 2000);
+    sv->watchdog_next_ms = now + MAX(1, (gint64) (sv->watchdog_usec / 2000));
   }
 }
 

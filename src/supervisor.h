@@ -7,8 +7,10 @@
  * Event-driven (signalfd + one timerfd): an idle supervisor sleeps in
  * poll() with no timer armed, unless systemd asked for a watchdog.
  *
- *   child exits         -> restarted; quick failures back off exponentially,
- *                          and too many in a row make it give up
+ *   child exits         -> restarted; quick failures (a non-zero status or a
+ *                          signal soon after the start) back off
+ *                          exponentially, and too many in a row make it give
+ *                          up; a clean exit (status 0) is no failure
  *   SIGTERM, SIGINT     -> graceful stop: stop signal to every child, SIGKILL
  *                          after the stop timeout; a second one is forwarded
  *   SIGHUP              -> rolling reload: per batch, start the new children,
@@ -36,6 +38,9 @@ typedef struct {
 /* On reload, a new child must stay alive this long before the old one it
  * replaces is asked to stop. */
 #define SUPERVISOR_PROBATION_MS 100
+/* A child that exits with status 0 is restarted without counting as a
+ * failure, but a slot is never started more often than this. */
+#define SUPERVISOR_MIN_LIFETIME_MS 100
 #define SUPERVISOR_BACKOFF_FIRST_MS 100
 #define SUPERVISOR_BACKOFF_MAX_MS 5000
 
