@@ -1,0 +1,822 @@
+#!/usr/bin/python3
+"""Supervising mode (`spawn-fcgi -w`) against the classic setups, in one run:
+multiwatch under spawn-fcgi 1.6.4 (`spawn-fcgi -n -s SOCK -- multiwatch -f N
+-- php-cgi`) and spawn-fcgi 1.6.4 in fork mode (`-F N`).
+
+  reload:   failed requests out of all during reloads under load (64
+            connections, nginx -> php-cgi): ours SIGHUP, the peers can
+            only be stopped and started again
+  respawn:  time from killing the only child to the replacement answering
+  idle:     voluntary context switches and VmRSS of the supervisor with 8
+            children over an idle period
+  requests: throughput nginx -> php-cgi, children run by ours -w vs 1.6.4 -F
+
+Everything is on loopback and unix sockets in a private temporary directory;
+every run is bounded in time and every process started is ended.
+
+Standalone: bench/supervise.py [--quick] OURS [PEER]
+"""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import http.client
+import math
+
+BENCH_DIR = os.path.dirname(os.path.realpath(__file__))
+sys.path.insert(0, BENCH_DIR)
+
+import children  # noqa: E402  (become_subreaper, socket_inode)
+
+PHP_CGI = "/usr/bin/php-cgi"
+MULTIWATCH = os.environ.get("BENCH_MULTIWATCH", "/usr/bin/multiwatch")
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+WRK = shutil.which("wrk")
+
+CONNECTIONS = 64
+CHILDREN = 4
+IDLE_CHILDREN = 8
+RESPAWN_TARGET_MS = 50.0
+THROUGHPUT_RANGE = (0.95, 1.05)
+
+FULL = {"reloads": 5, "reload_every": 1.0, "respawn_samples": 10, "idle": 10.0,
+        "rounds": 3, "load": 5.0}
+QUICK = {"reloads": 2, "reload_every": 0.4, "respawn_samples": 2, "idle": 1.0,
+         "rounds": 1, "load": 1.0}
+
+HELLO_PHP = '<?php echo "hello ", getmypid(), "\\n";'
+HELLO_RE = re.compile(rb"hello (\d+)\n")
+
+WRK_LUA = r"""
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) ok = 0; bad = 0 end
+function response(status, headers, body)
+  if status == 200 and string.match(body, "^hello %d+\n$") then ok = ok + 1 else bad = bad + 1 end
+end
+function done(summary, latency, requests)
+  local o, b = 0, 0
+  for _, t in ipairs(threads) do o = o + t:get("ok"); b = b + t:get("bad") end
+  local e = summary.errors
+  io.write(string.format("RESULT ok=%d bad=%d requests=%d duration_us=%d connect=%d read=%d write=%d timeout=%d\n",
+    o, b, summary.requests, summary.duration, e.connect, e.read, e.write, e.timeout))
+end
+"""
+
+NGINX_CONF = """\
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log error;
+{user_line}
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/client_body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    default_type text/plain;
+{servers}
+}}
+"""
+
+NGINX_SERVER = """\
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        location / {{
+            include /etc/nginx/fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
+            fastcgi_param REDIRECT_STATUS 200;
+            fastcgi_pass unix:{sock};
+        }}
+    }}
+"""
+
+
+class Failure(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------
+# processes
+
+
+def _stat(pid):
+    """(state, ppid) from /proc/PID/stat, or None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    rest = data[data.rfind(")") + 2:].split()
+    return rest[0], int(rest[1])
+
+
+def alive(pid):
+    st = _stat(pid)
+    return st is not None and st[0] != "Z"
+
+
+def status_value(pid, key):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                name, _, value = line.partition(":")
+                if name == key:
+                    return int(value.split()[0])
+    except OSError:
+        pass
+    return None
+
+
+def children_running(parent, exe):
+    """Live children of parent whose executable is exe (exec done)."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        st = _stat(int(name))
+        if st is None or st[0] == "Z" or st[1] != parent:
+            continue
+        try:
+            if os.readlink(f"/proc/{name}/exe") == exe:
+                out.append(int(name))
+        except OSError:
+            pass
+    return sorted(out)
+
+
+def reap_orphans(keep=()):
+    """Reap exited children of ours (orphans handed to us as subreaper)
+    that no Popen object waits for."""
+    me = os.getpid()
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) in keep:
+            continue
+        st = _stat(int(name))
+        if st is not None and st[0] == "Z" and st[1] == me:
+            try:
+                os.waitpid(int(name), os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+
+def wait_for(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise Failure(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.01)
+
+
+class Procs:
+    """Every process started here; end_all() ends them and whatever runs on
+    their sockets (children orphaned by 1.6.4 come back to us)."""
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.popens = []
+        self.sockets = set()
+        self._n = 0
+
+    def start(self, argv, env=None, stdout=None):
+        self._n += 1
+        log = os.path.join(self.workdir, f"log-{self._n}")
+        with open(log, "w") as out:
+            p = subprocess.Popen([str(a) for a in argv], stdin=subprocess.DEVNULL,
+                                 stdout=stdout or out, stderr=out, env=env, close_fds=True)
+        p.log = log
+        self.popens.append(p)
+        return p
+
+    def popen_pids(self):
+        return {p.pid for p in self.popens}
+
+    def _targets(self, keep):
+        me = os.getpid()
+        inodes = {children.socket_inode(s) for s in self.sockets} - {None}
+        found = set()
+        for name in os.listdir("/proc"):
+            if not name.isdigit() or int(name) == me or int(name) in keep:
+                continue
+            pid = int(name)
+            st = _stat(pid)
+            if st is None or st[0] == "Z":
+                continue
+            if st[1] == me:
+                found.add(pid)
+                continue
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/0")
+            except OSError:
+                continue
+            if link.startswith("socket:[") and int(link[8:-1]) in inodes:
+                found.add(pid)
+        return found
+
+    def end_all(self, keep=(), timeout=5.0):
+        """Ends every process but those in keep (pids of our own Popen
+        objects, e.g. nginx, which then stay in the list)."""
+        deadline = time.monotonic() + timeout
+        sig = signal.SIGTERM
+        while True:
+            for p in self.popens:
+                p.poll()
+            reap_orphans(keep={p.pid for p in self.popens if p.returncode is None})
+            pids = self._targets(set(keep))
+            if not pids:
+                break
+            if time.monotonic() > deadline - timeout / 2:
+                sig = signal.SIGKILL
+            if time.monotonic() > deadline:
+                break
+            for pid in pids:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.05)
+        for p in self.popens:
+            if p.pid in keep:
+                continue
+            try:
+                p.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.popens = [p for p in self.popens if p.returncode is None]
+
+
+def log_tail(p, n=300):
+    try:
+        with open(p.log, errors="replace") as f:
+            text = f.read().strip()
+    except OSError:
+        return ""
+    return text if len(text) <= n else "..." + text[-n:]
+
+
+# ---------------------------------------------------------------------------
+# the three ways of running N php-cgi on a socket
+
+
+def php_env():
+    """The environment of every spawner: php-cgi's recycling after 500
+    requests (PHP_FCGI_MAX_REQUESTS) is switched off, so that the numbers
+    show the spawners and not php-cgi ending itself (1.6.4 would never
+    replace such a child), and each php-cgi is a single process."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PHP_FCGI_CHILDREN", "NOTIFY_SOCKET", "WATCHDOG_USEC",
+                        "WATCHDOG_PID", "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")}
+    env["PHP_FCGI_MAX_REQUESTS"] = "0"
+    return env
+
+
+class Ours:
+    """spawn-fcgi -w -F N -s SOCK -- php-cgi; reload: SIGHUP."""
+    label = "ours -w"
+
+    def __init__(self, procs, tool, sock, n, extra=()):
+        self.procs, self.tool, self.sock, self.n, self.extra = procs, tool, sock, n, extra
+        self.php = os.path.realpath(PHP_CGI)
+        self.p = None
+        procs.sockets.add(sock)
+
+    def start(self):
+        self.p = self.procs.start([self.tool, "-w", "-F", self.n, *self.extra, "-s", self.sock,
+                                   "--", PHP_CGI], env=php_env())
+        self.wait_children()
+
+    def wait_children(self, exclude=()):
+        def ok():
+            if self.p.poll() is not None:
+                raise Failure(f"{self.label} exited ({self.p.returncode}): {log_tail(self.p)}")
+            kids = children_running(self.p.pid, self.php)
+            return kids if len(kids) == self.n and not set(kids) & set(exclude) else None
+        return wait_for(ok, 20, f"{self.n} php-cgi children of {self.label}")
+
+    @property
+    def supervisor(self):
+        return self.p.pid
+
+    def kids(self):
+        return children_running(self.p.pid, self.php)
+
+    def reload(self):
+        self.p.send_signal(signal.SIGHUP)
+
+    def stop(self):
+        if self.p and self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                raise Failure(f"{self.label} did not stop on SIGTERM")
+
+
+class Multiwatch(Ours):
+    """spawn-fcgi(1.6.4) -n -s SOCK -- multiwatch -f N -- php-cgi;
+    reload: stop it (SIGTERM) and start it again."""
+    label = "multiwatch"
+
+    def __init__(self, procs, peer, sock, n, extra=()):
+        super().__init__(procs, peer, sock, n, extra)
+
+    def start(self):
+        self.p = self.procs.start([self.tool, "-n", "-s", self.sock, "--", MULTIWATCH,
+                                   "-f", self.n, *self.extra, "--", PHP_CGI], env=php_env())
+        self.wait_children()
+
+    def reload(self):
+        self.stop()
+        self.start()
+
+
+class Forked:
+    """spawn-fcgi(1.6.4) -F N -s SOCK -P PIDFILE -- php-cgi (the spawner
+    exits); reload: SIGTERM the children, wait for them, start again."""
+    label = "1.6.4 -F"
+
+    def __init__(self, procs, peer, sock, n):
+        self.procs, self.tool, self.sock, self.n = procs, peer, sock, n
+        self.pidfile = sock + ".pid"
+        self.pids = []
+        procs.sockets.add(sock)
+
+    def start(self):
+        p = self.procs.start([self.tool, "-F", self.n, "-s", self.sock, "-P", self.pidfile,
+                              "--", PHP_CGI], env=php_env())
+        try:
+            rc = p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            raise Failure(f"{self.label} did not exit")
+        with open(self.pidfile) as f:
+            self.pids = [int(x) for x in f.read().split()]
+        if rc != 0 or len(self.pids) != self.n:
+            raise Failure(f"{self.label}: exit {rc}, {len(self.pids)} PIDs: {log_tail(p)}")
+
+    def kids(self):
+        return [p for p in self.pids if alive(p)]
+
+    def reload(self):
+        self.stop()
+        self.start()
+
+    def stop(self):
+        for pid in self.pids:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+        def gone():
+            reap_orphans(keep=self.procs.popen_pids())
+            return not any(alive(p) for p in self.pids)
+        wait_for(gone, 15, f"{self.label} children to stop")
+
+
+# ---------------------------------------------------------------------------
+# nginx and load
+
+
+class Nginx:
+    def __init__(self, procs, workdir, root, socks):
+        self.dir = os.path.join(workdir, "nginx")
+        os.makedirs(self.dir, exist_ok=True)
+        self.ports = {}
+        servers = []
+        for sock in socks:
+            port = free_port()
+            self.ports[sock] = port
+            servers.append(NGINX_SERVER.format(port=port, root=root, sock=sock))
+        user = "user root root;" if os.geteuid() == 0 else ""
+        conf = os.path.join(self.dir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(NGINX_CONF.format(dir=self.dir, user_line=user, servers="".join(servers)))
+        self.p = procs.start([NGINX, "-p", self.dir, "-e", os.path.join(self.dir, "error.log"),
+                              "-c", conf, "-g", "daemon off;"])
+        for port in self.ports.values():
+            wait_for(lambda: self.p.poll() is not None or can_connect(port), 15,
+                     f"nginx on port {port}")
+            if self.p.poll() is not None:
+                raise Failure(f"nginx exited: {log_tail(self.p)}")
+
+    def url(self, sock):
+        return f"http://127.0.0.1:{self.ports[sock]}/hello.php"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def can_connect(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+class Load:
+    """CONNECTIONS concurrent clients for a bounded time; result():
+    {"ok", "bad", "errors", "total", "seconds"}. wrk (with a Lua check of
+    every answer) when installed, else Python threads."""
+
+    def __init__(self, procs, workdir, url, seconds, conns=CONNECTIONS):
+        # wrk takes whole seconds only.
+        self.seconds = seconds = max(1, math.ceil(seconds))
+        if WRK:
+            script = os.path.join(workdir, "check.lua")
+            with open(script, "w") as f:
+                f.write(WRK_LUA)
+            self.out = os.path.join(workdir, f"wrk-{time.monotonic_ns()}")
+            self.fo = open(self.out, "w")
+            self.p = procs.start([WRK, "-t", "2", "-c", conns, "-d", f"{seconds}s",
+                                  "--timeout", "5s", "-s", script, url], stdout=self.fo)
+        else:
+            self.p = None
+            self.counts = {"ok": 0, "bad": 0, "errors": 0}
+            self.lock = threading.Lock()
+            self.t0 = time.monotonic()
+            self.threads = [threading.Thread(target=self._client, args=(url,), daemon=True)
+                            for _ in range(conns)]
+            for t in self.threads:
+                t.start()
+
+    def _client(self, url):
+        host, _, rest = url[len("http://"):].partition("/")
+        h, _, port = host.partition(":")
+        deadline = self.t0 + self.seconds
+        conn = None
+        while time.monotonic() < deadline:
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection(h, int(port), timeout=5)
+                conn.request("GET", "/" + rest)
+                r = conn.getresponse()
+                body = r.read()
+                key = "ok" if r.status == 200 and HELLO_RE.fullmatch(body) else "bad"
+                if r.will_close:
+                    conn.close()
+                    conn = None
+            except (OSError, http.client.HTTPException):
+                key = "errors"
+                if conn is not None:
+                    conn.close()
+                conn = None
+            with self.lock:
+                self.counts[key] += 1
+
+    def result(self):
+        if self.p is None:
+            for t in self.threads:
+                t.join(timeout=self.seconds + 10)
+            c = dict(self.counts)
+            c["total"] = c["ok"] + c["bad"] + c["errors"]
+            c["seconds"] = time.monotonic() - self.t0
+            return c
+        try:
+            self.p.wait(timeout=self.seconds + 30)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+            raise Failure("wrk did not finish")
+        self.fo.close()
+        with open(self.out) as f:
+            text = f.read()
+        m = re.search(r"^RESULT (.*)$", text, re.M)
+        if not m:
+            raise Failure(f"no result from wrk (exit {self.p.returncode}): {text[-300:]!r} "
+                          f"{log_tail(self.p)}")
+        v = {k: int(x) for k, x in (kv.split("=") for kv in m.group(1).split())}
+        errors = v["connect"] + v["read"] + v["write"] + v["timeout"]
+        return {"ok": v["ok"], "bad": v["bad"], "errors": errors,
+                "total": v["ok"] + v["bad"] + errors, "seconds": v["duration_us"] / 1e6}
+
+
+# ---------------------------------------------------------------------------
+# a FastCGI request straight to the socket
+
+
+def _record(rtype, content):
+    return struct.pack("!BBHHBx", 1, rtype, 1, len(content), 0) + content
+
+
+def _nv(k, v):
+    k, v = k.encode(), v.encode()
+    return bytes([len(k)]) + bytes([len(v)]) + k + v
+
+
+def fcgi_hello(sock, script, timeout=10):
+    """GET script from the php-cgi on sock; returns the pid that answered,
+    or None when the connection broke (e.g. the child was just killed)."""
+    params = b"".join(_nv(k, v) for k, v in {
+        "GATEWAY_INTERFACE": "CGI/1.1", "REQUEST_METHOD": "GET", "SCRIPT_FILENAME": script,
+        "SCRIPT_NAME": "/hello.php", "REQUEST_URI": "/hello.php", "QUERY_STRING": "",
+        "SERVER_PROTOCOL": "HTTP/1.1", "REDIRECT_STATUS": "200"}.items())
+    msg = (_record(1, struct.pack("!HB5x", 1, 0)) + _record(4, params) + _record(4, b"")
+           + _record(5, b""))
+    out = b""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(sock)
+            s.sendall(msg)
+            buf = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return None
+                buf += chunk
+                while len(buf) >= 8:
+                    _, rtype, _, clen, plen = struct.unpack("!BBHHB", buf[:7])
+                    if len(buf) < 8 + clen + plen:
+                        break
+                    if rtype == 6:
+                        out += buf[8:8 + clen]
+                    elif rtype == 3:
+                        m = HELLO_RE.search(out)
+                        return int(m.group(1)) if m else None
+                    buf = buf[8 + clen + plen:]
+    except OSError:
+        return None
+
+
+# ---------------------------------------------------------------------------
+# the benchmarks
+
+
+def bench_reload(procs, nginx, tools, cfg, workdir):
+    """Failed requests during cfg["reloads"] reloads under load, per tool."""
+    out = {}
+    for name, t in tools:
+        t.start()
+        before = set(t.kids())
+        load = Load(procs, workdir, nginx.url(t.sock),
+                    0.5 + cfg["reloads"] * cfg["reload_every"] + 0.5)
+        time.sleep(0.5)
+        took = []
+        for _ in range(cfg["reloads"]):
+            t0 = time.monotonic()
+            t.reload()
+            took.append(time.monotonic() - t0)
+            time.sleep(max(0.0, cfg["reload_every"] - took[-1]))
+        r = load.result()
+        if isinstance(t, Ours):
+            t.wait_children(exclude=before)
+        after = set(t.kids())
+        r["replaced"] = len(after) == t.n and not (after & before)
+        t.stop()
+        out[name] = r
+    return out
+
+
+def bench_respawn(ours, mw, cfg, script):
+    """Milliseconds from SIGKILL of the only child to an answer from its
+    replacement; samples of the two tools alternate."""
+    res = {"ours": [], "multiwatch": []}
+    for t in (ours, mw):
+        t.start()
+        if fcgi_hello(t.sock, script) is None:
+            raise Failure(f"{t.label}: php-cgi does not answer")
+    for _ in range(cfg["respawn_samples"]):
+        # Both tools count a death within 1 s of the start as a quick
+        # failure; let the children get older than that.
+        time.sleep(1.1)
+        for name, t in (("ours", ours), ("multiwatch", mw)):
+            victim = t.kids()[0]
+            t0 = time.perf_counter_ns()
+            os.kill(victim, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while True:
+                pid = fcgi_hello(t.sock, script)
+                if pid is not None and pid != victim:
+                    break
+                if time.monotonic() > deadline:
+                    raise Failure(f"{t.label}: no replacement answered within 10 s")
+            res[name].append((time.perf_counter_ns() - t0) / 1e6)
+    for t in (ours, mw):
+        t.stop()
+    return res
+
+
+def bench_idle(ours, mw, cfg):
+    for t in (ours, mw):
+        t.start()
+    time.sleep(0.5)
+    pids = {"ours": ours.supervisor, "multiwatch": mw.supervisor}
+    before = {k: (status_value(p, "voluntary_ctxt_switches"),
+                  status_value(p, "nonvoluntary_ctxt_switches")) for k, p in pids.items()}
+    time.sleep(cfg["idle"])
+    res = {}
+    for k, p in pids.items():
+        v = status_value(p, "voluntary_ctxt_switches")
+        nv = status_value(p, "nonvoluntary_ctxt_switches")
+        if None in (v, nv) or None in before[k]:
+            raise Failure(f"{k}: the supervisor is gone")
+        res[k] = {"voluntary": v - before[k][0], "nonvoluntary": nv - before[k][1],
+                  "rss_kb": status_value(p, "VmRSS")}
+    for t in (ours, mw):
+        t.stop()
+    return res
+
+
+def bench_requests(procs, nginx, ours, forked, cfg, workdir):
+    """Requests per second, runs of the two alternating."""
+    res = {"ours": [], "1.6.4": []}
+    bad = {"ours": 0, "1.6.4": 0}
+    for t in (ours, forked):
+        t.start()
+    for i in range(cfg["rounds"]):
+        order = [("1.6.4", forked), ("ours", ours)]
+        for name, t in (order if i % 2 == 0 else order[::-1]):
+            r = Load(procs, workdir, nginx.url(t.sock), cfg["load"]).result()
+            res[name].append(r["ok"] / r["seconds"])
+            bad[name] += r["bad"] + r["errors"]
+    for t in (ours, forked):
+        t.stop()
+    return res, bad
+
+
+def print_table(rows, header):
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    for r in [header] + rows:
+        print("  " + "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+def _ms(v):
+    return f"{v:.1f} ms"
+
+
+def run(peer, ours_bin, quick, workdir):
+    """Returns (summary rows, list of failures)."""
+    cfg = QUICK if quick else FULL
+    rows, failures = [], []
+    print(f"== supervise: ours -w vs multiwatch (under 1.6.4 -n) and 1.6.4 -F, php-cgi behind "
+          f"nginx, {CONNECTIONS} connections ({'wrk' if WRK else 'python clients'})")
+    load = os.getloadavg()[0]
+    if load > (os.cpu_count() or 1):
+        print(f"  note: load average {load:.2f} on {os.cpu_count()} cpus: "
+              "other work competes for the cpus, the ratios are noisy")
+    missing = [p for p in (PHP_CGI, MULTIWATCH, NGINX) if not os.access(p, os.X_OK)]
+    if missing:
+        failures.append(f"supervise: not installed: {', '.join(missing)} "
+                        "(packages php8.2-cgi, multiwatch, nginx)")
+        return rows, failures
+    if not WRK:
+        print("  note: wrk not installed (apt-get install wrk): Python clients instead")
+    children.become_subreaper()
+
+    d = tempfile.mkdtemp(prefix="supervise-", dir=workdir)
+    os.chmod(d, 0o755)
+    www = os.path.join(d, "www")
+    os.mkdir(www)
+    script = os.path.join(www, "hello.php")
+    with open(script, "w") as f:
+        f.write(HELLO_PHP)
+    procs = Procs(d)
+    socks = {k: os.path.join(d, k + ".sock") for k in ("ours", "mw", "peer")}
+    try:
+        nginx = Nginx(procs, d, www, socks.values())
+        sections = [
+            ("reload", lambda: section_reload(procs, nginx, peer, ours_bin, socks, cfg, d)),
+            ("respawn", lambda: section_respawn(procs, peer, ours_bin, socks, cfg, script)),
+            ("idle", lambda: section_idle(procs, peer, ours_bin, socks, cfg)),
+            ("requests", lambda: section_requests(procs, nginx, peer, ours_bin, socks, cfg, d)),
+        ]
+        for name, fn in sections:
+            try:
+                rows += fn()
+            except (Failure, OSError, subprocess.SubprocessError) as e:
+                failures.append(f"supervise/{name}: {e}")
+            finally:
+                procs.end_all(keep={nginx.p.pid})
+                for s in socks.values():
+                    for p in (s, s + ".pid"):
+                        try:
+                            os.unlink(p)
+                        except FileNotFoundError:
+                            pass
+            sys.stdout.flush()
+    finally:
+        procs.end_all()
+        shutil.rmtree(d, ignore_errors=True)
+    return rows, failures
+
+
+def section_reload(procs, nginx, peer, ours_bin, socks, cfg, d):
+    tools = [("ours", Ours(procs, ours_bin, socks["ours"], CHILDREN)),
+             ("multiwatch", Multiwatch(procs, peer, socks["mw"], CHILDREN)),
+             ("1.6.4 -F", Forked(procs, peer, socks["peer"], CHILDREN))]
+    how = {"ours": "SIGHUP", "multiwatch": "stop + start", "1.6.4 -F": "kill children + start"}
+    print(f"-- reload: {cfg['reloads']} reloads, one every {cfg['reload_every']:g} s, "
+          f"{CHILDREN} php-cgi, {CONNECTIONS} connections")
+    res = bench_reload(procs, nginx, tools, cfg, d)
+    table = []
+    for name, _ in tools:
+        r = res[name]
+        table.append([name, how[name], r["total"], r["ok"], r["bad"], r["errors"],
+                      f"{100.0 * (r['bad'] + r['errors']) / max(r['total'], 1):.2f} %",
+                      "yes" if r["replaced"] else "NO"])
+    print_table(table, ["tool", "reload", "requests", "ok", "bad answers", "socket errors",
+                        "failed", "all children new"])
+    o = res["ours"]
+    ofail = o["bad"] + o["errors"]
+    rows = []
+    for name in ("multiwatch", "1.6.4 -F"):
+        p = res[name]
+        rows.append(["supervise", f"reload: failed requests, {cfg['reloads']} reloads "
+                     f"(peer: {name} restart)", f"{p['bad'] + p['errors']}/{p['total']}",
+                     f"{ofail}/{o['total']}", "-", "ours = 0",
+                     "yes" if ofail == 0 and o["total"] > 0 and o["replaced"] else "NO"])
+    return rows
+
+
+def section_respawn(procs, peer, ours_bin, socks, cfg, script):
+    ours = Ours(procs, ours_bin, socks["ours"], 1, extra=("--restart-window", "1"))
+    mw = Multiwatch(procs, peer, socks["mw"], 1, extra=("-t", "1000"))
+    print(f"-- respawn: -F 1, SIGKILL the child, FastCGI request until the replacement answers "
+          f"({cfg['respawn_samples']} samples each, alternating)")
+    res = bench_respawn(ours, mw, cfg, script)
+    table = [[name, len(v), _ms(statistics.median(v)), _ms(min(v)), _ms(max(v))]
+             for name, v in res.items()]
+    print_table(table, ["tool", "samples", "median", "min", "max"])
+    o, m = statistics.median(res["ours"]), statistics.median(res["multiwatch"])
+    met = o <= m and o < RESPAWN_TARGET_MS
+    return [["supervise", "respawn until answered, median (peer: multiwatch)", _ms(m), _ms(o),
+             f"{o / m:.2f}x", f"<= 1.00x, < {RESPAWN_TARGET_MS:g} ms", "yes" if met else "NO"]]
+
+
+def section_idle(procs, peer, ours_bin, socks, cfg):
+    ours = Ours(procs, ours_bin, socks["ours"], IDLE_CHILDREN)
+    mw = Multiwatch(procs, peer, socks["mw"], IDLE_CHILDREN)
+    print(f"-- idle: {IDLE_CHILDREN} php-cgi children, {cfg['idle']:g} s without requests")
+    res = bench_idle(ours, mw, cfg)
+    table = [[k, v["voluntary"], v["nonvoluntary"], f"{v['rss_kb']} kB"] for k, v in res.items()]
+    print_table(table, ["supervisor", "voluntary ctxt switches", "nonvoluntary", "VmRSS"])
+    o, m = res["ours"], res["multiwatch"]
+    return [["supervise", f"idle wakeups in {cfg['idle']:g} s, {IDLE_CHILDREN} children "
+             "(peer: multiwatch)", m["voluntary"], o["voluntary"], "-", "ours = 0",
+             "yes" if o["voluntary"] == 0 else "NO"],
+            ["supervise", "supervisor VmRSS (peer: multiwatch)", f"{m['rss_kb']} kB",
+             f"{o['rss_kb']} kB", f"{o['rss_kb'] / m['rss_kb']:.2f}x", "(info)", "-"]]
+
+
+def section_requests(procs, nginx, peer, ours_bin, socks, cfg, d):
+    ours = Ours(procs, ours_bin, socks["ours"], CHILDREN)
+    forked = Forked(procs, peer, socks["peer"], CHILDREN)
+    print(f"-- requests: nginx -> {CHILDREN} php-cgi, {CONNECTIONS} connections, "
+          f"{cfg['rounds']} x {cfg['load']:g} s each, alternating")
+    res, bad = bench_requests(procs, nginx, ours, forked, cfg, d)
+    table = [[k, " ".join(f"{x:.0f}" for x in v), f"{statistics.median(v):.0f}", bad[k]]
+             for k, v in res.items()]
+    print_table(table, ["children run by", "requests/s per run", "median", "failed"])
+    o, p = statistics.median(res["ours"]), statistics.median(res["1.6.4"])
+    r = o / p
+    lo, hi = THROUGHPUT_RANGE
+    met = lo <= r <= hi and bad["ours"] == 0
+    return [["supervise", f"requests/s nginx -> php-cgi -F {CHILDREN} (peer: 1.6.4 -F)",
+             f"{p:.0f}", f"{o:.0f}", f"{r:.2f}x", f"{lo}-{hi}x", "yes" if met else "NO"]]
+
+
+def _terminate(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def main(argv):
+    args = [a for a in argv if a != "--quick"]
+    if not 1 <= len(args) <= 2:
+        print("usage: bench/supervise.py [--quick] OURS [PEER]", file=sys.stderr)
+        return 2
+    ours = os.path.abspath(args[0])
+    peer = os.path.abspath(args[1]) if len(args) > 1 else "/usr/bin/spawn-fcgi"
+    signal.signal(signal.SIGTERM, _terminate)
+    workdir = tempfile.mkdtemp(prefix="spawn-fcgi-bench-")
+    try:
+        rows, failures = run(peer, ours, "--quick" in argv, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print_table(rows, ["bench", "metric", "peer", "ours", "ours/peer", "target", "met"])
+    for f in failures:
+        print("FAILED: " + f)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
