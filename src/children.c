@@ -152,21 +152,7 @@ void children_report_failure(const LaunchPlan *plan, const Child *c)
   }
 }
 
-static void write_pid_file(int pid_fd, const Child *children, int n)
-{
-  g_autoptr(GString) text = g_string_new(NULL);
-  for (int i = 0; i < n; i++) {
-    if (children[i].state != CHILD_RUNNING)
-      continue;
-    /* spawn-fcgi 1.6's format: one PID per line, no newline after the last. */
-    g_string_append_printf(text, "%s%d", text->len ? "\n" : "", (int) children[i].pid);
-  }
-  if (pid_fd >= 0 && (ftruncate(pid_fd, 0) < 0 ||
-                      write(pid_fd, text->str, text->len) != (ssize_t) text->len))
-    log_warning("cannot write the PID file: %s", g_strerror(errno));
-}
-
-int children_start(const LaunchPlan *plan, int count, int pid_fd)
+int children_start(const LaunchPlan *plan, int count, PidFile *pid_file)
 {
   g_autofree Child *children = g_new0(Child, count);
   sigset_t chld, old;
@@ -207,10 +193,13 @@ int children_start(const LaunchPlan *plan, int count, int pid_fd)
     return EXIT_STATUS_CHILD_FAILED;
   }
 
-  for (int i = 0; i < started; i++)
+  g_autofree pid_t *pids = g_new(pid_t, started);
+  for (int i = 0; i < started; i++) {
     printf("spawn-fcgi: child spawned successfully: PID: %d\n", (int) children[i].pid);
+    pids[i] = children[i].pid;
+  }
   fflush(stdout);
-  write_pid_file(pid_fd, children, started);
+  pid_file_write(pid_file, pids, (size_t) started);
   sigprocmask(SIG_SETMASK, &old, NULL);
   return EXIT_STATUS_OK;
 }

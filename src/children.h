@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include "launch.h"
+#include "pidfile.h"
 
 typedef enum {
   CHILD_STARTING,
@@ -45,4 +46,4 @@ void children_report_failure(const LaunchPlan *plan, const Child *child);
 #define CHILDREN_GRACE_MIN_MS 25
 
 /* Returns the exit status for spawn-fcgi. */
-int children_start(const LaunchPlan *plan, int count, int pid_fd);
+int children_start(const LaunchPlan *plan, int count, PidFile *pid_file);

@@ -10,14 +10,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "children.h"
+#include "pidfile.h"
 #include "exit-status.h"
 #include "launch.h"
 #include "log.h"
@@ -50,42 +48,6 @@ static int fail(GError *error)
   return status;
 }
 
-/* The PID file is opened before any chroot: its path is the caller's. It is
- * never followed through a symlink, and an existing file is only truncated
- * when the PIDs are written (so a failed start leaves it as it was). */
-static int pid_file_open(const char *path, bool *created, GError **error)
-{
-  struct stat st;
-  int flags = O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY;
-  int fd = open(path, flags | O_CREAT | O_EXCL, 0644);
-
-  *created = fd >= 0;
-  if (fd < 0 && errno == EEXIST)
-    fd = open(path, flags);
-  if (fd < 0) {
-    int err = errno;
-    g_set_error(error, SPAWN_ERROR, EXIT_STATUS_USAGE, "cannot open PID file '%s': %s",
-                path, err == ELOOP ? "it is a symbolic link" : g_strerror(err));
-    return -1;
-  }
-  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-    close(fd);
-    g_set_error(error, SPAWN_ERROR, EXIT_STATUS_USAGE,
-                "PID file '%s' exists and is not a regular file", path);
-    return -1;
-  }
-  return fd;
-}
-
-static void pid_file_discard(const char *path, int fd, bool created)
-{
-  if (fd < 0)
-    return;
-  close(fd);
-  if (created)
-    unlink(path);
-}
-
 /* Chroot and socket in the order spawn-fcgi 1.6 uses: the socket is created
  * inside the chroot unless --socket-before-chroot. */
 static int acquire_socket_and_root(Plan *plan, GError **error)
@@ -113,18 +75,18 @@ static int run(Plan *plan)
 {
   const Settings *s = plan->settings;
   GError *error = NULL;
-  int pid_fd = -1, listen_fd, status;
-  bool pid_created = false;
+  PidFile pid_file = PID_FILE_NONE;
+  int listen_fd, status;
 
   int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
   if (null_fd < 0) {
     log_error("cannot open /dev/null: %s", g_strerror(errno));
     return EXIT_STATUS_PRIVILEGE;
   }
-  if (s->pid_file && (pid_fd = pid_file_open(s->pid_file, &pid_created, &error)) < 0)
+  if (s->pid_file && !pid_file_open(&pid_file, s->pid_file, &error))
     return fail(error);
   if ((listen_fd = acquire_socket_and_root(plan, &error)) < 0) {
-    pid_file_discard(s->pid_file, pid_fd, pid_created);
+    pid_file_discard(&pid_file, false);
     return fail(error);
   }
 
@@ -146,23 +108,17 @@ static int run(Plan *plan)
     .argv = s->argv,
     .envp = plan->envp,
   };
+  pid_t self = getpid();
 
   if (s->no_fork) {
     LaunchFailure failure;
-    if (pid_fd >= 0) {
-      /* This process becomes the application. */
-      g_autofree char *pid = g_strdup_printf("%d", (int) getpid());
-      if (ftruncate(pid_fd, 0) < 0 || write(pid_fd, pid, strlen(pid)) < 0)
-        log_warning("cannot write PID file '%s': %s", s->pid_file, g_strerror(errno));
-    }
+    /* This process becomes the application. */
+    pid_file_write(&pid_file, &self, 1);
     launch_exec(&lp, &failure);
     g_autofree char *what = launch_failure_describe(&failure, &lp);
     log_error("%s", what);
     socket_remove_own(&plan->socket);
-    /* It names this process, which is not going to run anything. */
-    if (pid_fd >= 0 && !pid_created && ftruncate(pid_fd, 0) < 0)
-      log_warning("cannot empty PID file '%s': %s", s->pid_file, g_strerror(errno));
-    pid_file_discard(s->pid_file, pid_fd, pid_created);
+    pid_file_discard(&pid_file, true);
     return launch_failure_exit_status(&failure);
   }
 
@@ -175,23 +131,19 @@ static int run(Plan *plan)
       .stop_timeout_ms = s->stop_timeout_s * 1000,
       .reload_batch = s->reload_batch,
     };
-    if (pid_fd >= 0) {
-      g_autofree char *pid = g_strdup_printf("%d", (int) getpid());
-      if (ftruncate(pid_fd, 0) < 0 || write(pid_fd, pid, strlen(pid)) < 0)
-        log_warning("cannot write PID file '%s': %s", s->pid_file, g_strerror(errno));
-    }
+    pid_file_write(&pid_file, &self, 1);
     status = supervisor_run(&lp, &sc, &plan->socket);
-    pid_file_discard(s->pid_file, pid_fd, true);
+    pid_file_discard(&pid_file, true);
     close(listen_fd);
     return status;
   }
 
-  status = children_start(&lp, s->fork_count, pid_fd);
+  status = children_start(&lp, s->fork_count, &pid_file);
   if (status != EXIT_STATUS_OK) {
     socket_remove_own(&plan->socket);
-    pid_file_discard(s->pid_file, pid_fd, pid_created);
-  } else if (pid_fd >= 0) {
-    close(pid_fd);
+    pid_file_discard(&pid_file, false);
+  } else {
+    pid_file_close(&pid_file);
   }
   close(listen_fd);
   return status;

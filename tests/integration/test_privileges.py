@@ -568,6 +568,45 @@ def test_chroot_supervisor_removes_socket_when_it_stops(spawn, app, tmp,
     assert not os.path.lexists(path), s.describe()
 
 
+def test_chroot_pid_file_is_the_one_outside(spawn, app, tmp, chroot_dir, fake_etc):
+    """The PID file's path is the caller's: the supervisor writes it before
+    the chroot and removes that very file when it stops, never a file of
+    the same name inside the chroot."""
+    root = chroot_dir
+    pid_file = tmp / "run" / "app.pid"
+    pid_file.parent.mkdir()
+    decoy = root / pid_file.relative_to("/")
+    decoy.parent.mkdir(parents=True)
+    decoy.write_text("not ours")
+    s = spawn.start("-w", "-c", root, "-u", "webuser", "-s", "/app.sock",
+                    "-P", pid_file, "--", "/app", wrap=fake_etc.wrap)
+    wait_for_socket(root / "app.sock", proc=s)
+    assert pid_file.read_text() == str(s.pid)
+    os.kill(s.pid, signal.SIGTERM)
+    assert s.wait() == 0, s.describe()
+    assert not pid_file.exists(), s.describe()
+    assert decoy.read_text() == "not ours"
+
+
+@pytest.mark.parametrize("fork", [False, True], ids=["no-fork", "fork"])
+def test_chroot_failed_start_keeps_an_existing_pid_file(spawn, app, tmp, chroot_dir,
+                                                        fake_etc, fork):
+    """A start that fails inside the chroot leaves a PID file it did not
+    create as it was (fork mode), or removes the PID it had already put
+    there (no-fork mode, where the PID is written before exec)."""
+    root = chroot_dir
+    pid_file = tmp / "app.pid"
+    pid_file.write_text("4242")
+    args = ([] if fork else ["-n"]) + ["-c", root, "-d", "/missing", "-u", "webuser",
+                                       "-s", "/app.sock", "-P", pid_file, "--", "/app"]
+    r = spawn.run_error(*args, wrap=fake_etc.wrap)
+    assert r.returncode == (1 if fork else PRIVILEGE), r
+    if fork:
+        assert pid_file.read_text() == "4242"
+    else:
+        assert not pid_file.exists()
+
+
 # ---------------------------------------------------------------------------
 # -d without chroot
 
