@@ -21,6 +21,9 @@ import sys
 import tempfile
 import time
 
+import benchlib
+from benchlib import print_table
+
 CHILDREN = 64
 TARGET_RATIO = 1.1
 PHP_CGI = "/usr/bin/php-cgi"
@@ -214,11 +217,6 @@ def _ms(ns):
     return f"{ns / 1e6:.1f} ms"
 
 
-def print_table(rows, header):
-    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
-    for r in [header] + rows:
-        print("  " + "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
-
 
 def run(peer, ours, quick, workdir):
     cfg = QUICK if quick else FULL
@@ -315,28 +313,5 @@ def run(peer, ours, quick, workdir):
     return rows, failures
 
 
-def _terminate(signum, frame):
-    raise SystemExit(128 + signum)
-
-
-def main(argv):
-    args = [a for a in argv if a != "--quick"]
-    if not 1 <= len(args) <= 2:
-        print("usage: bench/children.py [--quick] OURS [PEER]", file=sys.stderr)
-        return 2
-    ours = os.path.abspath(args[0])
-    peer = os.path.abspath(args[1]) if len(args) > 1 else "/usr/bin/spawn-fcgi"
-    signal.signal(signal.SIGTERM, _terminate)
-    workdir = tempfile.mkdtemp(prefix="spawn-fcgi-bench-")
-    try:
-        rows, failures = run(peer, ours, "--quick" in argv, workdir)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    print_table(rows, ["bench", "metric", "1.6.4", "ours", "ours/1.6.4", "target", "met"])
-    for f in failures:
-        print("FAILED: " + f)
-    return 1 if failures else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(benchlib.standalone_main("children", run, sys.argv[1:]))

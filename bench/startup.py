@@ -15,13 +15,15 @@ import json
 import os
 import shlex
 import shutil
-import signal
 import stat
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+import benchlib
+from benchlib import print_table
 
 TARGET_WALL_RATIO = 1.5
 TARGET_INSTRUCTIONS = 1_500_000
@@ -210,11 +212,6 @@ def _ratio(a, b):
     return f"{a / b:.2f}x" if b else "-"
 
 
-def print_table(rows, header):
-    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
-    for r in [header] + rows:
-        print("  " + "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
-
 
 def run(peer, ours, quick, workdir):
     """Returns (summary rows, list of failures)."""
@@ -324,28 +321,5 @@ def run(peer, ours, quick, workdir):
     return rows, failures
 
 
-def _terminate(signum, frame):
-    raise SystemExit(128 + signum)
-
-
-def main(argv):
-    args = [a for a in argv if a != "--quick"]
-    if not 1 <= len(args) <= 2:
-        print("usage: bench/startup.py [--quick] OURS [PEER]", file=sys.stderr)
-        return 2
-    ours = os.path.abspath(args[0])
-    peer = os.path.abspath(args[1]) if len(args) > 1 else "/usr/bin/spawn-fcgi"
-    signal.signal(signal.SIGTERM, _terminate)
-    workdir = tempfile.mkdtemp(prefix="spawn-fcgi-bench-")
-    try:
-        rows, failures = run(peer, ours, "--quick" in argv, workdir)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    print_table(rows, ["bench", "metric", "1.6.4", "ours", "ours/1.6.4", "target", "met"])
-    for f in failures:
-        print("FAILED: " + f)
-    return 1 if failures else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(benchlib.standalone_main("startup", run, sys.argv[1:]))

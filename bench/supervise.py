@@ -35,6 +35,9 @@ import math
 BENCH_DIR = os.path.dirname(os.path.realpath(__file__))
 sys.path.insert(0, BENCH_DIR)
 
+import benchlib  # noqa: E402
+from benchlib import print_table  # noqa: E402
+
 import children  # noqa: E402  (become_subreaper, socket_inode)
 
 PHP_CGI = "/usr/bin/php-cgi"
@@ -654,11 +657,6 @@ def bench_requests(procs, nginx, ours, forked, cfg, workdir):
     return res, bad
 
 
-def print_table(rows, header):
-    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
-    for r in [header] + rows:
-        print("  " + "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
-
 
 def _ms(v):
     return f"{v:.1f} ms"
@@ -795,28 +793,5 @@ def section_requests(procs, nginx, peer, ours_bin, socks, cfg, d):
              f"{p:.0f}", f"{o:.0f}", f"{r:.2f}x", f"{lo}-{hi}x", "yes" if met else "NO"]]
 
 
-def _terminate(signum, frame):
-    raise SystemExit(128 + signum)
-
-
-def main(argv):
-    args = [a for a in argv if a != "--quick"]
-    if not 1 <= len(args) <= 2:
-        print("usage: bench/supervise.py [--quick] OURS [PEER]", file=sys.stderr)
-        return 2
-    ours = os.path.abspath(args[0])
-    peer = os.path.abspath(args[1]) if len(args) > 1 else "/usr/bin/spawn-fcgi"
-    signal.signal(signal.SIGTERM, _terminate)
-    workdir = tempfile.mkdtemp(prefix="spawn-fcgi-bench-")
-    try:
-        rows, failures = run(peer, ours, "--quick" in argv, workdir)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    print_table(rows, ["bench", "metric", "peer", "ours", "ours/peer", "target", "met"])
-    for f in failures:
-        print("FAILED: " + f)
-    return 1 if failures else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(benchlib.standalone_main("supervise", run, sys.argv[1:]))
