@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -118,18 +119,24 @@ static void fixture_context(LimitsContext *ctx, const Identity *id)
   ctx->groups = &fake_lookup;
 }
 
-static LimitsPlan *resolve_for(const Identity *id, const char *text)
+static LimitsPlan *resolve_texts(const Identity *id, const LimitsText *texts,
+                                 gsize n_texts)
 {
   LimitsContext ctx;
-  LimitsText t = { "t.conf", text, -1 };
   g_autoptr(GError) error = NULL;
   LimitsPlan *plan;
 
   fixture_context(&ctx, id);
-  plan = limits_resolve_texts(&ctx, &t, 1, &error);
+  plan = limits_resolve_texts(&ctx, texts, n_texts, &error);
   g_assert_no_error(error);
   g_assert_nonnull(plan);
   return plan;
+}
+
+static LimitsPlan *resolve_for(const Identity *id, const char *text)
+{
+  LimitsText t = { "t.conf", text, -1 };
+  return resolve_texts(id, &t, 1);
 }
 
 static LimitsPlan *resolve(const char *text)
@@ -187,6 +194,30 @@ static void assert_skipped(const char *text, const char *reason)
   assert_unchanged(plan);
 }
 
+/* "<domain> soft nofile 2000" for each of the NULL-terminated domains:
+ * alice's nofile is then 2000/4096 when `matches`, else still 1024/4096. */
+static void assert_domains(gboolean matches, ...) G_GNUC_NULL_TERMINATED;
+static void assert_domains(gboolean matches, ...)
+{
+  rlim_t want = matches ? 2000 : 1024;
+  const char *domain;
+  va_list ap;
+
+  va_start(ap, matches);
+  while ((domain = va_arg(ap, const char *)) != NULL) {
+    g_autofree char *text = g_strdup_printf("%s soft nofile 2000", domain);
+    g_autoptr(LimitsPlan) plan = resolve(text);
+    struct rlimit rl;
+
+    limits_plan_get(plan, RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur != want || rl.rlim_max != 4096)
+      g_error("\"%s\": nofile %llu/%llu, expected %llu/4096", text,
+              (unsigned long long) rl.rlim_cur, (unsigned long long) rl.rlim_max,
+              (unsigned long long) want);
+  }
+  va_end(ap);
+}
+
 static char *explain(const LimitsPlan *plan)
 {
   GString *out = g_string_new(NULL);
@@ -194,15 +225,72 @@ static char *explain(const LimitsPlan *plan)
   return g_string_free(out, FALSE);
 }
 
-/* ---- Temporary directories with files ---- */
-
-static char *make_tmpdir(void)
+/* The explanation of the plan a resolver makes when fed `t` in chunks of
+ * `step` bytes. */
+static char *explain_fed(const LimitsText *t, gsize step)
 {
-  g_autoptr(GError) error = NULL;
-  char *dir = g_dir_make_tmp("test-limits-XXXXXX", &error);
-  g_assert_no_error(error);
-  return dir;
+  gsize len = t->len < 0 ? strlen(t->text) : (gsize) t->len;
+  LimitsContext ctx;
+  g_autoptr(LimitsResolver) r = NULL;
+  g_autoptr(LimitsPlan) p = NULL;
+
+  fixture_context(&ctx, &alice);
+  r = limits_resolver_new(&ctx);
+  limits_resolver_begin_file(r, t->name);
+  for (gsize off = 0; off < len; off += step)
+    g_assert_true(limits_resolver_feed(r, t->text + off, MIN(step, len - off), NULL));
+  limits_resolver_end_file(r);
+  p = limits_resolver_finish(g_steal_pointer(&r));
+  return explain(p);
 }
+
+/* `prefix`, then `piece` n times, then `suffix`. */
+static char *repeat(const char *prefix, const char *piece, guint n, const char *suffix)
+{
+  GString *out = g_string_new(prefix);
+  for (guint i = 0; i < n; i++)
+    g_string_append(out, piece);
+  g_string_append(out, suffix);
+  return g_string_free(out, FALSE);
+}
+
+/* ---- Checks on texts: explanations, warnings, errors, child output ---- */
+
+static void check_needles(const char *text, gboolean present, va_list ap)
+{
+  const char *needle;
+  while ((needle = va_arg(ap, const char *)) != NULL)
+    if ((strstr(text, needle) != NULL) != present)
+      g_error("\"%s\" %s in:\n%s", needle, present ? "not found" : "found", text);
+}
+
+/* Each of the NULL-terminated needles occurs in `text`. */
+static void assert_contains(const char *text, ...) G_GNUC_NULL_TERMINATED;
+static void assert_contains(const char *text, ...)
+{
+  va_list ap;
+  va_start(ap, text);
+  check_needles(text, TRUE, ap);
+  va_end(ap);
+}
+
+/* None of the NULL-terminated needles occurs in `text`. */
+static void assert_lacks(const char *text, ...) G_GNUC_NULL_TERMINATED;
+static void assert_lacks(const char *text, ...)
+{
+  va_list ap;
+  va_start(ap, text);
+  check_needles(text, FALSE, ap);
+  va_end(ap);
+}
+
+static void assert_matches(const char *text, const char *regex)
+{
+  if (!g_regex_match_simple(regex, text, 0, 0))
+    g_error("/%s/ does not match:\n%s", regex, text);
+}
+
+/* ---- Temporary directories with files ---- */
 
 static void write_file(const char *dir, const char *name, const char *text)
 {
@@ -241,47 +329,129 @@ static LimitsPlan *load(const char *file, const char *dir, const Identity *id,
   return limits_load_with(file, dir, &ctx, error);
 }
 
+/* Loading fails with LIMITS_ERROR_READ, and the message holds each of the
+ * NULL-terminated needles. */
+static void assert_load_fails(const char *file, const char *dir, ...) G_GNUC_NULL_TERMINATED;
+static void assert_load_fails(const char *file, const char *dir, ...)
+{
+  g_autoptr(GError) error = NULL;
+  va_list ap;
+
+  g_assert_null(load(file, dir, &alice, &error));
+  g_assert_error(error, LIMITS_ERROR, LIMITS_ERROR_READ);
+  va_start(ap, dir);
+  check_needles(error->message, TRUE, ap);
+  va_end(ap);
+}
+
+/* A temporary directory with limits.conf and a directory of drop-ins in
+ * it; freeing it removes it all. */
+typedef struct {
+  char *tmp;     /* the temporary directory */
+  char *file;    /* tmp/limits.conf */
+  char *dir;     /* the drop-in directory; NULL for none (NO_DIR) */
+} TmpTree;
+
+#define NO_DIR NULL    /* no drop-in directory: limits.conf alone */
+#define TMP_DIR ""     /* the drop-ins beside limits.conf, in tmp itself */
+
+static void tmp_tree_free(TmpTree *tree)
+{
+  remove_tree(tree->tmp);
+  g_free(tree->tmp);
+  g_free(tree->file);
+  g_free(tree->dir);
+  g_free(tree);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(TmpTree, tmp_tree_free)
+
+/* Where the drop-ins go: the drop-in directory, or tmp without one. */
+static const char *tmp_tree_dropins(const TmpTree *tree)
+{
+  return tree->dir != NULL ? tree->dir : tree->tmp;
+}
+
+/* Makes the tree: `dir` (NO_DIR, TMP_DIR or a name made in tmp) for the
+ * drop-ins; limits.conf holding `conf` unless that is NULL; then one
+ * drop-in for each (name, text) pair that follows, up to a NULL name. */
+static TmpTree *tmp_tree_new(const char *dir, const char *conf, ...) G_GNUC_NULL_TERMINATED;
+static TmpTree *tmp_tree_new(const char *dir, const char *conf, ...)
+{
+  TmpTree *tree = g_new0(TmpTree, 1);
+  g_autoptr(GError) error = NULL;
+  const char *name;
+  va_list ap;
+
+  tree->tmp = g_dir_make_tmp("test-limits-XXXXXX", &error);
+  g_assert_no_error(error);
+  tree->file = g_build_filename(tree->tmp, "limits.conf", NULL);
+  if (dir != NULL && *dir == '\0')
+    tree->dir = g_strdup(tree->tmp);
+  else if (dir != NULL) {
+    tree->dir = g_build_filename(tree->tmp, dir, NULL);
+    g_assert_cmpint(mkdir(tree->dir, 0755), ==, 0);
+  }
+  if (conf != NULL)
+    write_file(tree->tmp, "limits.conf", conf);
+  va_start(ap, conf);
+  while ((name = va_arg(ap, const char *)) != NULL)
+    write_file(tmp_tree_dropins(tree), name, va_arg(ap, const char *));
+  va_end(ap);
+  return tree;
+}
+
+/* A path in tmp. */
+static char *tmp_tree_path(const TmpTree *tree, const char *name)
+{
+  return g_build_filename(tree->tmp, name, NULL);
+}
+
+/* A symlink `name` -> `target` among the drop-ins. */
+static void tmp_tree_link(const TmpTree *tree, const char *target, const char *name)
+{
+  g_autofree char *path = g_build_filename(tmp_tree_dropins(tree), name, NULL);
+  g_assert_cmpint(symlink(target, path), ==, 0);
+}
+
+/* Loads the tree for alice, which must succeed. */
+static LimitsPlan *tmp_tree_load(const TmpTree *tree)
+{
+  g_autoptr(GError) error = NULL;
+  LimitsPlan *plan = load(tree->file, tree->dir, &alice, &error);
+  g_assert_no_error(error);
+  g_assert_nonnull(plan);
+  return plan;
+}
+
 /* ---- Doc test cases ---- */
 
-static void test_doc_01(void) { assert_nofile("* soft nofile 2000", 2000, 4096); }
-static void test_doc_02(void) { assert_nofile("* hard nofile 800", 800, 800); }
-static void test_doc_03(void) { assert_nofile("* - nofile 3000", 3000, 3000); }
-static void test_doc_04(void) { assert_nofile("* soft nofile 9000", 4096, 4096); }
+typedef struct {
+  const char *path;
+  const char *text;
+  rlim_t soft, hard;
+} NofileCase;
 
-static void test_doc_05(void)
-{
-  assert_nofile("* soft nofile 9000\n* hard nofile 3000", 3000, 3000);
-}
+static const NofileCase doc_nofile_cases[] = {
+  { "/limits/doc/01-soft-raise", "* soft nofile 2000", 2000, 4096 },
+  { "/limits/doc/02-hard-lowers-soft", "* hard nofile 800", 800, 800 },
+  { "/limits/doc/03-both", "* - nofile 3000", 3000, 3000 },
+  { "/limits/doc/04-soft-above-hard", "* soft nofile 9000", 4096, 4096 },
+  { "/limits/doc/05-soft-then-hard", "* soft nofile 9000\n* hard nofile 3000", 3000, 3000 },
+  { "/limits/doc/06-user-beats-group",
+    "@staff - nofile 2000\nalice - nofile 3000\n@staff - nofile 2500", 3000, 3000 },
+  { "/limits/doc/07-group-beats-default", "@staff - nofile 2000\n* - nofile 3000", 2000, 2000 },
+  { "/limits/doc/08-same-class-last-wins", "* - nofile 2000\n* - nofile 3000", 3000, 3000 },
+  { "/limits/doc/09-soft-rejected-drops-hard", "alice soft nofile 2000\n@staff - nofile 3000",
+    2000, 4096 },
+  { "/limits/doc/10-hard-kept", "alice hard nofile 2000\n@staff - nofile 3000", 2000, 2000 },
+  { "/limits/doc/11-group-soft-default-both", "@staff soft nofile 2000\n* - nofile 3000",
+    2000, 4096 },
+};
 
-static void test_doc_06(void)
+static void test_nofile_case(gconstpointer data)
 {
-  assert_nofile("@staff - nofile 2000\nalice - nofile 3000\n@staff - nofile 2500",
-                3000, 3000);
-}
-
-static void test_doc_07(void)
-{
-  assert_nofile("@staff - nofile 2000\n* - nofile 3000", 2000, 2000);
-}
-
-static void test_doc_08(void)
-{
-  assert_nofile("* - nofile 2000\n* - nofile 3000", 3000, 3000);
-}
-
-static void test_doc_09(void)
-{
-  assert_nofile("alice soft nofile 2000\n@staff - nofile 3000", 2000, 4096);
-}
-
-static void test_doc_10(void)
-{
-  assert_nofile("alice hard nofile 2000\n@staff - nofile 3000", 2000, 2000);
-}
-
-static void test_doc_11(void)
-{
-  assert_nofile("@staff soft nofile 2000\n* - nofile 3000", 2000, 4096);
+  const NofileCase *c = data;
+  assert_nofile(c->text, c->soft, c->hard);
 }
 
 static void test_doc_12(void)
@@ -335,11 +505,8 @@ static void test_doc_18(void)
 
 static void test_doc_19(void)
 {
-  assert_nofile("1000:1000 soft nofile 2000", 2000, 4096);
-  assert_nofile(":1000 soft nofile 2000", 2000, 4096);
-  assert_nofile("1000: soft nofile 2000", 2000, 4096);
-  assert_nofile(":1001 soft nofile 2000", 1024, 4096);
-  assert_nofile("2000:1000 soft nofile 2000", 1024, 4096);
+  assert_domains(TRUE, "1000:1000", ":1000", "1000:", NULL);
+  assert_domains(FALSE, ":1001", "2000:1000", NULL);
 }
 
 static void test_doc_20(void)
@@ -415,84 +582,48 @@ static void test_doc_29(void)
 
 static void test_doc_30(void)
 {
-  g_autofree char *tmp = make_tmpdir();
-  g_autofree char *file = g_build_filename(tmp, "limits.conf", NULL);
-  g_autofree char *dir = g_build_filename(tmp, "limits.d", NULL);
-  g_autoptr(GError) error = NULL;
-  g_autoptr(LimitsPlan) p = NULL;
-
-  mkdir(dir, 0755);
-  write_file(tmp, "limits.conf", "alice - nofile 2000\n");
-  write_file(dir, "a.conf", "* - nofile 3000\n");
-  p = load(file, dir, &alice, &error);
-  g_assert_no_error(error);
+  g_autoptr(TmpTree) tree = tmp_tree_new("limits.d", "alice - nofile 2000\n",
+                                         "a.conf", "* - nofile 3000\n", NULL);
+  g_autoptr(LimitsPlan) p = tmp_tree_load(tree);
   assert_rl(p, RLIMIT_NOFILE, 2000, 2000);
-  remove_tree(tmp);
 }
 
 static void test_doc_31(void)
 {
-  g_autofree char *tmp = make_tmpdir();
-  g_autofree char *file = g_build_filename(tmp, "limits.conf", NULL);
-  g_autoptr(GError) error = NULL;
-  g_autoptr(LimitsPlan) p = NULL;
-
-  write_file(tmp, "limits.conf", "");
-  write_file(tmp, "10.conf", "* - nofile 2000\n");
-  write_file(tmp, "9.conf", "* - nofile 3000\n");
-  p = load(file, tmp, &alice, &error);
-  g_assert_no_error(error);
+  g_autoptr(TmpTree) tree = tmp_tree_new(TMP_DIR, "",
+                                         "10.conf", "* - nofile 2000\n",
+                                         "9.conf", "* - nofile 3000\n", NULL);
+  g_autoptr(LimitsPlan) p = tmp_tree_load(tree);
   assert_rl(p, RLIMIT_NOFILE, 3000, 3000);
-  remove_tree(tmp);
 }
 
 static void test_doc_32(void)
 {
-  g_autofree char *tmp = make_tmpdir();
-  g_autofree char *file = g_build_filename(tmp, "limits.conf", NULL);
-  g_autofree char *dir = g_build_filename(tmp, "limits.d", NULL);
-  g_autoptr(GError) error = NULL;
-  g_autoptr(LimitsPlan) p = NULL;
-  g_autofree char *text = NULL;
+  g_autoptr(TmpTree) tree = tmp_tree_new("limits.d", "",
+                                         "a.conf", "* soft nofile 2000\n",
+                                         "z.txt", "* soft core 1\n",
+                                         ".h.conf", "* soft stack 1\n",
+                                         "z.conf~", "* soft memlock 1\n", NULL);
+  g_autoptr(LimitsPlan) p = tmp_tree_load(tree);
+  g_autofree char *text = explain(p);
 
-  mkdir(dir, 0755);
-  write_file(tmp, "limits.conf", "");
-  write_file(dir, "a.conf", "* soft nofile 2000\n");
-  write_file(dir, "z.txt", "* soft core 1\n");
-  write_file(dir, ".h.conf", "* soft stack 1\n");
-  write_file(dir, "z.conf~", "* soft memlock 1\n");
-  p = load(file, dir, &alice, &error);
-  g_assert_no_error(error);
   assert_rl(p, RLIMIT_NOFILE, 2000, 4096);
   assert_rl(p, RLIMIT_CORE, 0, INF);
   assert_rl(p, RLIMIT_STACK, 8 * 1024 * 1024, INF);
   assert_rl(p, RLIMIT_MEMLOCK, 65536, 65536);
-  text = explain(p);
-  g_assert_nonnull(strstr(text, "a.conf: 1 line"));
-  g_assert_null(strstr(text, "z.txt"));
-  g_assert_null(strstr(text, ".h.conf"));
-  g_assert_null(strstr(text, "z.conf~"));
-  remove_tree(tmp);
+  assert_contains(text, "a.conf: 1 line", NULL);
+  assert_lacks(text, "z.txt", ".h.conf", "z.conf~", NULL);
 }
 
 static void test_doc_33(void)
 {
-  g_autofree char *tmp = make_tmpdir();
-  g_autofree char *file = g_build_filename(tmp, "limits.conf", NULL);
-  g_autofree char *loop = g_build_filename(tmp, "b.conf", NULL);
-  g_autoptr(GError) error = NULL;
-  LimitsPlan *p;
+  g_autoptr(TmpTree) tree = tmp_tree_new(TMP_DIR, "* soft nofile 2000\n",
+                                         "a.conf", "* soft core 1\n",
+                                         "c.conf", "* soft stack 1\n", NULL);
+  g_autofree char *loop = tmp_tree_path(tree, "b.conf");
 
-  write_file(tmp, "limits.conf", "* soft nofile 2000\n");
-  write_file(tmp, "a.conf", "* soft core 1\n");
-  write_file(tmp, "c.conf", "* soft stack 1\n");
-  g_assert_cmpint(symlink("b.conf", loop), ==, 0);
-  p = load(file, tmp, &alice, &error);
-  g_assert_null(p);
-  g_assert_error(error, LIMITS_ERROR, LIMITS_ERROR_READ);
-  g_assert_nonnull(strstr(error->message, loop));
-  g_assert_nonnull(strstr(error->message, g_strerror(ELOOP)));
-  remove_tree(tmp);
+  tmp_tree_link(tree, "b.conf", "b.conf");
+  assert_load_fails(tree->file, tree->dir, loop, g_strerror(ELOOP), NULL);
 }
 
 /* ---- Applying, in forked children ---- */
@@ -505,7 +636,7 @@ static char *run_in_child(ChildFunc fn)
   int fds[2];
   pid_t pid;
   int status;
-  GString *got = g_string_new(NULL);
+  GString *got;
   char buf[512];
   ssize_t n;
 
@@ -514,12 +645,15 @@ static char *run_in_child(ChildFunc fn)
   g_assert_cmpint(pid, >=, 0);
   if (pid == 0) {
     GString *out = g_string_new(NULL);
+    gboolean written;
+
     close(fds[0]);
     fn(out);
-    if (write(fds[1], out->str, out->len) < 0)
-      _exit(2);
-    _exit(0);
+    written = write(fds[1], out->str, out->len) >= 0;
+    g_string_free(out, TRUE);
+    _exit(written ? 0 : 2);
   }
+  got = g_string_new(NULL);
   close(fds[1]);
   while ((n = read(fds[0], buf, sizeof buf)) > 0)
     g_string_append_len(got, buf, n);
@@ -539,6 +673,27 @@ static LimitsPlan *plan_from_current(const char *text)
   return limits_resolve_texts(&ctx, &t, 1, NULL);
 }
 
+/* Applies `text`, resolved against this process's limits; FALSE, with
+ * "fail: " and the message in `out`, when that fails. */
+static gboolean child_apply(GString *out, const char *text, bool ignore_errors,
+                            char *msg, gsize msg_size)
+{
+  g_autoptr(LimitsPlan) plan = plan_from_current(text);
+  if (limits_apply(plan, ignore_errors, msg, msg_size))
+    return TRUE;
+  g_string_append_printf(out, "fail: %s", msg);
+  return FALSE;
+}
+
+/* Appends the nofile limits as "soft/hard". */
+static void append_nofile(GString *out)
+{
+  struct rlimit rl;
+  getrlimit(RLIMIT_NOFILE, &rl);
+  g_string_append_printf(out, "%llu/%llu", (unsigned long long) rl.rlim_cur,
+                         (unsigned long long) rl.rlim_max);
+}
+
 /* Sets nofile to 1024/4096 (lowering only); FALSE when that is impossible
  * or when raising the hard limit works (CAP_SYS_RESOURCE present). */
 static gboolean child_nofile_1024_4096(GString *out)
@@ -551,7 +706,7 @@ static gboolean child_nofile_1024_4096(GString *out)
   }
   rl = (struct rlimit) { 1024, 4096 };
   if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
-    g_string_append_printf(out, "fail: cannot lower nofile: %s", g_strerror(errno));
+    g_string_append_printf(out, "skip: cannot lower nofile: %s", g_strerror(errno));
     return FALSE;
   }
   rl.rlim_max = 4097;
@@ -566,7 +721,6 @@ static void child_raise_hard(GString *out)
 {
   g_autoptr(LimitsPlan) plan = NULL;
   char msg[512];
-  struct rlimit rl;
 
   if (!child_nofile_1024_4096(out))
     return;
@@ -575,38 +729,36 @@ static void child_raise_hard(GString *out)
     g_string_append(out, "fail: apply succeeded");
     return;
   }
-  getrlimit(RLIMIT_NOFILE, &rl);
-  g_string_append_printf(out, "ok %llu/%llu: %s", (unsigned long long) rl.rlim_cur,
-                         (unsigned long long) rl.rlim_max, msg);
+  g_string_append(out, "ok ");
+  append_nofile(out);
+  g_string_append_printf(out, ": %s", msg);
 }
 
-static void assert_child_ok(const char *got)
+/* Runs fn in a forked child: NULL when the child skipped (and so does the
+ * test), else what it wrote, which begins with "ok". */
+static char *run_child_ok(ChildFunc fn)
 {
+  char *got = run_in_child(fn);
   if (g_str_has_prefix(got, "skip: ")) {
     g_test_skip(got + 6);
-    return;
+    g_free(got);
+    return NULL;
   }
   if (!g_str_has_prefix(got, "ok"))
     g_error("child: %s", got);
+  return got;
 }
 
 static void test_doc_34(void)
 {
-  g_autofree char *got = run_in_child(child_raise_hard);
-  assert_child_ok(got);
-  if (g_str_has_prefix(got, "ok")) {
-    g_assert_nonnull(strstr(got, "ok 1024/4096: "));
-    g_assert_nonnull(strstr(got, "nofile"));
-    g_assert_nonnull(strstr(got, "hard 8000"));
-    g_assert_nonnull(strstr(got, "current soft 1024, hard 4096"));
-    g_assert_nonnull(strstr(got, "t.conf:2"));
-    g_assert_nonnull(strstr(got, g_strerror(EPERM)));
-  }
+  g_autofree char *got = run_child_ok(child_raise_hard);
+  if (got != NULL)
+    assert_contains(got, "ok 1024/4096: ", "nofile", "hard 8000",
+                    "current soft 1024, hard 4096", "t.conf:2", g_strerror(EPERM), NULL);
 }
 
 static void child_lower_soft(GString *out)
 {
-  g_autoptr(LimitsPlan) plan = NULL;
   struct rlimit before, after;
   char msg[256];
 
@@ -615,11 +767,8 @@ static void child_lower_soft(GString *out)
     g_string_append(out, "skip: nofile soft limit already tiny");
     return;
   }
-  plan = plan_from_current("* soft nofile 50\n");
-  if (!limits_apply(plan, false, msg, sizeof msg)) {
-    g_string_append_printf(out, "fail: %s", msg);
+  if (!child_apply(out, "* soft nofile 50\n", false, msg, sizeof msg))
     return;
-  }
   getrlimit(RLIMIT_NOFILE, &after);
   if (after.rlim_cur != 50 || after.rlim_max != before.rlim_max) {
     g_string_append_printf(out, "fail: got %llu/%llu",
@@ -630,28 +779,15 @@ static void child_lower_soft(GString *out)
   g_string_append_printf(out, "ok msg='%s'", msg);
 }
 
-static void test_apply_lower_soft(void)
-{
-  g_autofree char *got = run_in_child(child_lower_soft);
-  assert_child_ok(got);
-  if (g_str_has_prefix(got, "ok"))
-    g_assert_cmpstr(got, ==, "ok msg=''");
-}
-
 static void child_ignore_errors(GString *out)
 {
-  g_autoptr(LimitsPlan) plan = NULL;
   char msg[512];
   struct rlimit rl;
 
-  if (!child_nofile_1024_4096(out))
-    return;
   /* The failing nofile must not stop core from being lowered. */
-  plan = plan_from_current("* hard nofile 8000\n* - core 0\n");
-  if (!limits_apply(plan, true, msg, sizeof msg)) {
-    g_string_append_printf(out, "fail: apply failed: %s", msg);
+  if (!child_nofile_1024_4096(out) ||
+      !child_apply(out, "* hard nofile 8000\n* - core 0\n", true, msg, sizeof msg))
     return;
-  }
   getrlimit(RLIMIT_CORE, &rl);
   if (rl.rlim_cur != 0 || rl.rlim_max != 0) {
     g_string_append(out, "fail: core not lowered");
@@ -660,46 +796,22 @@ static void child_ignore_errors(GString *out)
   g_string_append_printf(out, "ok %s", msg);
 }
 
-static void test_apply_ignore_errors(void)
-{
-  g_autofree char *got = run_in_child(child_ignore_errors);
-  assert_child_ok(got);
-  if (g_str_has_prefix(got, "ok"))
-    g_assert_nonnull(strstr(got, "t.conf:1"));
-}
-
 static void child_soft_above_hard(GString *out)
 {
-  g_autoptr(LimitsPlan) plan = NULL;
-  struct rlimit rl;
   char msg[512];
 
-  if (!child_nofile_1024_4096(out))
+  if (!child_nofile_1024_4096(out) ||
+      !child_apply(out, "* soft nofile 100000\n", false, msg, sizeof msg))
     return;
-  plan = plan_from_current("* soft nofile 100000\n");
-  if (!limits_apply(plan, false, msg, sizeof msg)) {
-    g_string_append_printf(out, "fail: %s", msg);
-    return;
-  }
-  getrlimit(RLIMIT_NOFILE, &rl);
-  g_string_append_printf(out, "ok %llu/%llu", (unsigned long long) rl.rlim_cur,
-                         (unsigned long long) rl.rlim_max);
-}
-
-static void test_apply_soft_above_hard(void)
-{
-  g_autofree char *got = run_in_child(child_soft_above_hard);
-  assert_child_ok(got);
-  if (g_str_has_prefix(got, "ok"))
-    g_assert_cmpstr(got, ==, "ok 4096/4096");
+  g_string_append(out, "ok ");
+  append_nofile(out);
 }
 
 static void child_priority(GString *out)
 {
-  g_autoptr(LimitsPlan) plan = NULL;
   g_autofree char *text = NULL;
   char msg[256];
-  int before, after;
+  int before;
 
   errno = 0;
   before = getpriority(PRIO_PROCESS, 0);
@@ -708,168 +820,130 @@ static void child_priority(GString *out)
     return;
   }
   text = g_strdup_printf("* - priority %d\n", before + 1);
-  plan = plan_from_current(text);
-  if (!limits_apply(plan, false, msg, sizeof msg)) {
-    g_string_append_printf(out, "fail: %s", msg);
+  if (!child_apply(out, text, false, msg, sizeof msg))
     return;
-  }
-  after = getpriority(PRIO_PROCESS, 0);
-  g_string_append_printf(out, "ok %d", after - before);
-}
-
-static void test_apply_priority(void)
-{
-  g_autofree char *got = run_in_child(child_priority);
-  assert_child_ok(got);
-  if (g_str_has_prefix(got, "ok"))
-    g_assert_cmpstr(got, ==, "ok 1");
+  g_string_append_printf(out, "ok %d", getpriority(PRIO_PROCESS, 0) - before);
 }
 
 static void child_stopped(GString *out)
 {
-  g_autoptr(LimitsPlan) plan = NULL;
   struct rlimit before, after;
   char msg[256];
 
   getrlimit(RLIMIT_NOFILE, &before);
-  plan = plan_from_current("* soft nofile 10\nalice -\n");
-  if (!limits_apply(plan, false, msg, sizeof msg)) {
-    g_string_append_printf(out, "fail: %s", msg);
+  if (!child_apply(out, "* soft nofile 10\nalice -\n", false, msg, sizeof msg))
     return;
-  }
   getrlimit(RLIMIT_NOFILE, &after);
   g_string_append(out, before.rlim_cur == after.rlim_cur ? "ok" : "fail: changed");
 }
 
-static void test_apply_stopped(void)
+typedef struct {
+  const char *path;
+  ChildFunc child;
+  const char *output;   /* all the child must write, or NULL */
+  const char *part;     /* a part of it, or NULL */
+} ApplyCase;
+
+static const ApplyCase apply_cases[] = {
+  { "/limits/apply/lower-soft", child_lower_soft, "ok msg=''", NULL },
+  { "/limits/apply/ignore-errors", child_ignore_errors, NULL, "t.conf:1" },
+  { "/limits/apply/soft-above-hard", child_soft_above_hard, "ok 4096/4096", NULL },
+  { "/limits/apply/priority", child_priority, "ok 1", NULL },
+  { "/limits/apply/stopped", child_stopped, NULL, NULL },
+};
+
+static void test_apply_case(gconstpointer data)
 {
-  g_autofree char *got = run_in_child(child_stopped);
-  assert_child_ok(got);
+  const ApplyCase *c = data;
+  g_autofree char *got = run_child_ok(c->child);
+
+  if (got == NULL)
+    return;
+  if (c->output != NULL)
+    g_assert_cmpstr(got, ==, c->output);
+  if (c->part != NULL)
+    assert_contains(got, c->part, NULL);
 }
 
 /* ---- Rule 1-3: files ---- */
 
 static void test_files_byte_order(void)
 {
-  g_autofree char *tmp = make_tmpdir();
-  g_autofree char *file = g_build_filename(tmp, "limits.conf", NULL);
-  g_autofree char *dir = g_build_filename(tmp, "d", NULL);
-  g_autoptr(GError) error = NULL;
-  g_autoptr(LimitsPlan) p = NULL;
-
-  mkdir(dir, 0755);
-  write_file(tmp, "limits.conf", "");
   /* "B.conf" < "a.conf" in byte order: a.conf is read last and wins. */
-  write_file(dir, "a.conf", "* - nofile 2000\n");
-  write_file(dir, "B.conf", "* - nofile 3000\n");
-  p = load(file, dir, &alice, &error);
-  g_assert_no_error(error);
+  g_autoptr(TmpTree) tree = tmp_tree_new("d", "",
+                                         "a.conf", "* - nofile 2000\n",
+                                         "B.conf", "* - nofile 3000\n", NULL);
+  g_autoptr(LimitsPlan) p = tmp_tree_load(tree);
   assert_rl(p, RLIMIT_NOFILE, 2000, 2000);
-  remove_tree(tmp);
 }
 
 static void test_files_skipped_entries(void)
 {
-  g_autofree char *tmp = make_tmpdir();
-  g_autofree char *file = g_build_filename(tmp, "limits.conf", NULL);
-  g_autofree char *dangling = g_build_filename(tmp, "d.conf", NULL);
-  g_autofree char *subdir = g_build_filename(tmp, "x.conf", NULL);
-  g_autofree char *link = g_build_filename(tmp, "l.conf", NULL);
-  g_autoptr(GError) error = NULL;
+  g_autoptr(TmpTree) tree = tmp_tree_new(TMP_DIR, "* soft core 1\n",
+                                         "target", "* soft nofile 2000\n",
+                                         ".conf", "* soft stack 1\n", NULL);
+  g_autofree char *subdir = tmp_tree_path(tree, "x.conf");
   g_autoptr(LimitsPlan) p = NULL;
   g_autofree char *text = NULL;
 
-  write_file(tmp, "limits.conf", "* soft core 1\n");
   /* open() says ENOENT, as for a file that vanished after the listing. */
-  g_assert_cmpint(symlink("nowhere", dangling), ==, 0);
+  tmp_tree_link(tree, "nowhere", "d.conf");
   g_assert_cmpint(mkdir(subdir, 0755), ==, 0);
-  write_file(tmp, "target", "* soft nofile 2000\n");
-  g_assert_cmpint(symlink("target", link), ==, 0);
-  write_file(tmp, ".conf", "* soft stack 1\n");
-  p = load(file, tmp, &alice, &error);
-  g_assert_no_error(error);
+  tmp_tree_link(tree, "target", "l.conf");
+  p = tmp_tree_load(tree);
   assert_rl(p, RLIMIT_CORE, 1024, INF);
   assert_rl(p, RLIMIT_NOFILE, 2000, 4096);   /* symlink to a file is read */
   assert_rl(p, RLIMIT_STACK, 8 * 1024 * 1024, INF);
   text = explain(p);
-  g_assert_nonnull(strstr(text, "d.conf: gone or a dangling symlink, skipped"));
-  g_assert_nonnull(strstr(text, "x.conf: a directory, ignored"));
-  remove_tree(tmp);
+  assert_contains(text, "d.conf: gone or a dangling symlink, skipped",
+                  "x.conf: a directory, ignored", NULL);
 }
 
 static void test_files_explicit_file_alone(void)
 {
-  g_autofree char *tmp = make_tmpdir();
-  g_autofree char *file = g_build_filename(tmp, "limits.conf", NULL);
-  g_autoptr(GError) error = NULL;
-  g_autoptr(LimitsPlan) p = NULL;
-  g_autofree char *text = NULL;
+  g_autoptr(TmpTree) tree = tmp_tree_new(NO_DIR, "* soft nofile 2000\n", NULL);
+  g_autoptr(LimitsPlan) p = tmp_tree_load(tree);
+  g_autofree char *text = explain(p);
 
-  write_file(tmp, "limits.conf", "* soft nofile 2000\n");
-  p = load(file, NULL, &alice, &error);
-  g_assert_no_error(error);
   assert_rl(p, RLIMIT_NOFILE, 2000, 4096);
-  text = explain(p);
-  g_assert_null(strstr(text, LIMITS_DEFAULT_DIR));
-  remove_tree(tmp);
+  assert_lacks(text, LIMITS_DEFAULT_DIR, NULL);
 }
 
 static void test_files_missing(void)
 {
-  g_autofree char *tmp = make_tmpdir();
-  g_autofree char *file = g_build_filename(tmp, "nope.conf", NULL);
-  g_autofree char *dir = g_build_filename(tmp, "nope.d", NULL);
-  g_autofree char *real = g_build_filename(tmp, "limits.conf", NULL);
-  g_autoptr(GError) e1 = NULL;
-  g_autoptr(GError) e2 = NULL;
-  LimitsPlan *p;
+  g_autoptr(TmpTree) tree = tmp_tree_new(NO_DIR, "", NULL);
+  g_autofree char *file = tmp_tree_path(tree, "nope.conf");
+  g_autofree char *dir = tmp_tree_path(tree, "nope.d");
 
-  p = load(file, NULL, &alice, &e1);
-  g_assert_null(p);
-  g_assert_error(e1, LIMITS_ERROR, LIMITS_ERROR_READ);
-  g_assert_nonnull(strstr(e1->message, file));
-
-  write_file(tmp, "limits.conf", "");
-  p = load(real, dir, &alice, &e2);
-  g_assert_null(p);
-  g_assert_error(e2, LIMITS_ERROR, LIMITS_ERROR_READ);
-  g_assert_nonnull(strstr(e2->message, dir));
-  remove_tree(tmp);
+  assert_load_fails(file, NULL, file, NULL);
+  assert_load_fails(tree->file, dir, dir, NULL);
 }
 
 static void test_files_not_regular(void)
 {
-  g_autofree char *tmp = make_tmpdir();
-  g_autofree char *fifo = g_build_filename(tmp, "f.conf", NULL);
-  g_autoptr(GError) e1 = NULL;
-  g_autoptr(GError) e2 = NULL;
-  g_autoptr(GError) e3 = NULL;
+  g_autoptr(TmpTree) tree = tmp_tree_new(NO_DIR, NULL, NULL);
+  g_autofree char *fifo = tmp_tree_path(tree, "f.conf");
+  g_autoptr(GError) error = NULL;
   g_autoptr(LimitsPlan) devnull = NULL;
 
   /* The main file a directory: EISDIR. */
-  g_assert_null(load(tmp, NULL, &alice, &e1));
-  g_assert_error(e1, LIMITS_ERROR, LIMITS_ERROR_READ);
-  g_assert_nonnull(strstr(e1->message, g_strerror(EISDIR)));
+  assert_load_fails(tree->tmp, NULL, g_strerror(EISDIR), NULL);
 
   /* A FIFO would block: refused, not read. */
   g_assert_cmpint(mkfifo(fifo, 0600), ==, 0);
-  g_assert_null(load(fifo, NULL, &alice, &e2));
-  g_assert_error(e2, LIMITS_ERROR, LIMITS_ERROR_READ);
-  g_assert_nonnull(strstr(e2->message, "not a regular file"));
+  assert_load_fails(fifo, NULL, "not a regular file", NULL);
 
   /* /dev/null: an empty file. */
-  devnull = load("/dev/null", NULL, &alice, &e3);
-  g_assert_no_error(e3);
+  devnull = load("/dev/null", NULL, &alice, &error);
+  g_assert_no_error(error);
   assert_unchanged(devnull);
-  remove_tree(tmp);
 }
 
 static void test_files_too_large(void)
 {
-  g_autofree char *tmp = make_tmpdir();
-  g_autofree char *big = g_build_filename(tmp, "big.conf", NULL);
+  g_autoptr(TmpTree) tree = tmp_tree_new(NO_DIR, NULL, NULL);
+  g_autofree char *big = tmp_tree_path(tree, "big.conf");
   g_autoptr(GError) error = NULL;
-  g_autoptr(GError) e2 = NULL;
   g_autofree char *text = NULL;
   LimitsText t;
   LimitsContext ctx;
@@ -880,88 +954,65 @@ static void test_files_too_large(void)
   g_assert_cmpint(fd, >=, 0);
   g_assert_cmpint(ftruncate(fd, LIMITS_MAX_FILE_SIZE + 1), ==, 0);
   close(fd);
-  g_assert_null(load(big, NULL, &alice, &error));
-  g_assert_error(error, LIMITS_ERROR, LIMITS_ERROR_READ);
-  g_assert_nonnull(strstr(error->message, big));
-  g_assert_nonnull(strstr(error->message, "16 MiB"));
+  assert_load_fails(big, NULL, big, "16 MiB", NULL);
 
   /* Exactly the maximum is fine (pure path). */
   text = g_malloc(LIMITS_MAX_FILE_SIZE + 1);
   memset(text, '#', LIMITS_MAX_FILE_SIZE + 1);
-  fixture_context(&ctx, &alice);
   t = (LimitsText) { "t.conf", text, LIMITS_MAX_FILE_SIZE };
-  limits_plan_free(limits_resolve_texts(&ctx, &t, 1, &e2));
-  g_assert_no_error(e2);
+  limits_plan_free(resolve_texts(&alice, &t, 1));
   t.len = LIMITS_MAX_FILE_SIZE + 1;
-  g_assert_null(limits_resolve_texts(&ctx, &t, 1, &e2));
-  g_assert_error(e2, LIMITS_ERROR, LIMITS_ERROR_READ);
-  remove_tree(tmp);
+  fixture_context(&ctx, &alice);
+  g_assert_null(limits_resolve_texts(&ctx, &t, 1, &error));
+  g_assert_error(error, LIMITS_ERROR, LIMITS_ERROR_READ);
 }
 
 static void test_files_no_limits_stops_later_files(void)
 {
-  g_autofree char *tmp = make_tmpdir();
-  g_autofree char *file = g_build_filename(tmp, "limits.conf", NULL);
-  g_autofree char *loop = g_build_filename(tmp, "c.conf", NULL);
-  g_autoptr(GError) error = NULL;
+  g_autoptr(TmpTree) tree = tmp_tree_new(TMP_DIR, "* soft core 1\n",
+                                         "a.conf", "* soft nofile 2000\n@staff -\n* soft stack 1\n",
+                                         "b.conf", "* soft memlock 1\n", NULL);
   g_autoptr(LimitsPlan) p = NULL;
   g_autofree char *text = NULL;
 
-  write_file(tmp, "limits.conf", "* soft core 1\n");
-  write_file(tmp, "a.conf", "* soft nofile 2000\n@staff -\n* soft stack 1\n");
-  write_file(tmp, "b.conf", "* soft memlock 1\n");
   /* Never opened: processing stopped before. */
-  g_assert_cmpint(symlink("c.conf", loop), ==, 0);
-  p = load(file, tmp, &alice, &error);
-  g_assert_no_error(error);
+  tmp_tree_link(tree, "c.conf", "c.conf");
+  p = tmp_tree_load(tree);
   g_assert_true(limits_plan_stopped(p));
   assert_unchanged(p);
   text = explain(p);
-  g_assert_null(strstr(text, "b.conf"));
-  g_assert_nonnull(strstr(text, "a.conf:2"));
-  g_assert_nonnull(strstr(text, "No limits"));
-  remove_tree(tmp);
+  assert_lacks(text, "b.conf", NULL);
+  assert_contains(text, "a.conf:2", "No limits", NULL);
 }
 
 static void test_files_empty_dir(void)
 {
-  g_autofree char *tmp = make_tmpdir();
-  g_autofree char *file = g_build_filename(tmp, "limits.conf", NULL);
-  g_autofree char *dir = g_build_filename(tmp, "limits.d", NULL);
-  g_autoptr(GError) error = NULL;
-  g_autoptr(LimitsPlan) p = NULL;
-  g_autofree char *text = NULL;
+  g_autoptr(TmpTree) tree = tmp_tree_new("limits.d", "* soft nofile 2000\n",
+                                         "README", "* soft core 1\n", NULL);
+  g_autoptr(LimitsPlan) p = tmp_tree_load(tree);
+  g_autofree char *text = explain(p);
 
-  mkdir(dir, 0755);
-  write_file(tmp, "limits.conf", "* soft nofile 2000\n");
-  write_file(dir, "README", "* soft core 1\n");
-  p = load(file, dir, &alice, &error);
-  g_assert_no_error(error);
-  text = explain(p);
-  g_assert_nonnull(strstr(text, "limits.d: no *.conf files"));
+  assert_contains(text, "limits.d: no *.conf files", NULL);
   assert_rl(p, RLIMIT_CORE, 0, INF);
-  remove_tree(tmp);
 }
 
 /* limits_load() itself: the process's own limits and real NSS lookups of
  * root (uid 0, primary group root, which every system has). */
 static void test_files_load_nss(void)
 {
-  g_autofree char *tmp = make_tmpdir();
-  g_autofree char *file = g_build_filename(tmp, "limits.conf", NULL);
   g_autoptr(GError) error = NULL;
+  g_autoptr(TmpTree) tree = NULL;
   g_autoptr(LimitsPlan) p = NULL;
   Identity root = { 0 };
   struct rlimit now, got;
 
   if (!identity_lookup_user("root", &root, &error)) {
     g_test_skip(error->message);
-    remove_tree(tmp);
     return;
   }
-  write_file(tmp, "limits.conf", "@root soft core 0\n@:0 hard core 0\n"
-                                 "@nosuch-group-xyz soft nofile 1\n");
-  p = limits_load(file, NULL, &root, &error);
+  tree = tmp_tree_new(NO_DIR, "@root soft core 0\n@:0 hard core 0\n"
+                              "@nosuch-group-xyz soft nofile 1\n", NULL);
+  p = limits_load(tree->file, NULL, &root, &error);
   g_assert_no_error(error);
   getrlimit(RLIMIT_NOFILE, &now);
   assert_rl(p, RLIMIT_CORE, 0, 0);
@@ -969,7 +1020,6 @@ static void test_files_load_nss(void)
   g_assert_cmpuint(got.rlim_cur, ==, now.rlim_cur);
   g_assert_cmpuint(got.rlim_max, ==, now.rlim_max);
   identity_clear(&root);
-  remove_tree(tmp);
 }
 
 /* ---- Rules 4-7: lines ---- */
@@ -1045,18 +1095,11 @@ static void test_lines_field_counts(void)
 
 static void test_lines_long(void)
 {
-  g_autoptr(GString) text = g_string_new("* soft nofile");
-  g_autoptr(LimitsPlan) p = NULL;
-  g_autoptr(GString) comment = g_string_new("#");
+  g_autofree char *comment = repeat("#", "x", 300000, "\n");
+  g_autofree char *line = repeat("* soft nofile", "\t ", 100000, "2000\n");
+  g_autofree char *text = g_strconcat(comment, line, NULL);
+  g_autoptr(LimitsPlan) p = resolve(text);
 
-  for (int i = 0; i < 200000; i++)
-    g_string_append_c(text, i % 2 ? ' ' : '\t');
-  g_string_append(text, "2000\n");
-  for (int i = 0; i < 300000; i++)
-    g_string_append_c(comment, 'x');
-  g_string_append_c(comment, '\n');
-  g_string_prepend(text, comment->str);
-  p = resolve(text->str);
   assert_rl(p, RLIMIT_NOFILE, 2000, 4096);
   g_assert_cmpuint(limits_plan_n_warnings(p), ==, 0);
 }
@@ -1065,13 +1108,9 @@ static void test_lines_nul_bytes(void)
 {
   static const char text[] = "* soft nofile 2000\0junk\n@st\0aff soft core 1\n"
                              "* soft stack 1\n";
-  LimitsContext ctx;
   LimitsText t = { "t.conf", text, sizeof text - 1 };
-  g_autoptr(LimitsPlan) p = NULL;
+  g_autoptr(LimitsPlan) p = resolve_texts(&alice, &t, 1);
 
-  fixture_context(&ctx, &alice);
-  p = limits_resolve_texts(&ctx, &t, 1, NULL);
-  g_assert_nonnull(p);
   assert_rl(p, RLIMIT_NOFILE, 1024, 4096);
   assert_rl(p, RLIMIT_CORE, 0, INF);
   assert_rl(p, RLIMIT_STACK, 1024, INF);
@@ -1083,27 +1122,12 @@ static void test_lines_chunked_feed(void)
   static const char text[] =
       "# header\r\n* soft nofile 2000\n@staff hard core 10\nalice - stack 64\n"
       "bad line here\n1000: soft memlock 1\n* - priority 3\nno newline at end";
-  LimitsContext ctx;
   LimitsText t = { "t.conf", text, -1 };
-  g_autoptr(LimitsPlan) whole = NULL;
-  g_autofree char *expected = NULL;
-
-  fixture_context(&ctx, &alice);
-  whole = limits_resolve_texts(&ctx, &t, 1, NULL);
-  expected = explain(whole);
+  g_autoptr(LimitsPlan) whole = resolve_texts(&alice, &t, 1);
+  g_autofree char *expected = explain(whole);
 
   for (gsize step = 1; step <= 7; step++) {
-    g_autoptr(LimitsResolver) r = limits_resolver_new(&ctx);
-    g_autoptr(LimitsPlan) p = NULL;
-    g_autofree char *got = NULL;
-
-    limits_resolver_begin_file(r, "t.conf");
-    for (gsize off = 0; off < sizeof text - 1; off += step)
-      g_assert_true(limits_resolver_feed(r, text + off,
-                                         MIN(step, sizeof text - 1 - off), NULL));
-    limits_resolver_end_file(r);
-    p = limits_resolver_finish(g_steal_pointer(&r));
-    got = explain(p);
+    g_autofree char *got = explain_fed(&t, step);
     g_assert_cmpstr(got, ==, expected);
   }
 }
@@ -1112,14 +1136,8 @@ static void test_lines_chunked_feed(void)
 
 static void test_domains_uid_ranges(void)
 {
-  assert_nofile("0: soft nofile 2000", 2000, 4096);
-  assert_nofile("0:4294967295 soft nofile 2000", 2000, 4096);
-  assert_nofile("01000:01000 soft nofile 2000", 2000, 4096);
-  assert_nofile("999:999 soft nofile 2000", 1024, 4096);
-  assert_nofile("1001: soft nofile 2000", 1024, 4096);
-  assert_nofile(":0 soft nofile 2000", 1024, 4096);
-  assert_nofile("4294967295: soft nofile 2000", 1024, 4096);
-  assert_nofile("1000:999 soft nofile 2000", 1024, 4096);
+  assert_domains(TRUE, "0:", "0:4294967295", "01000:01000", NULL);
+  assert_domains(FALSE, "999:999", "1001:", ":0", "4294967295:", "1000:999", NULL);
 }
 
 static void test_domains_uid_invalid(void)
@@ -1141,15 +1159,10 @@ static void test_domains_uid_invalid(void)
 
 static void test_domains_gid(void)
 {
-  assert_nofile("@1000:1000 soft nofile 2000", 2000, 4096);   /* primary */
-  assert_nofile("@999: soft nofile 2000", 2000, 4096);
-  assert_nofile("@1001: soft nofile 2000", 1024, 4096);
-  assert_nofile("@2000:2000 soft nofile 2000", 1024, 4096);   /* supplementary */
-  assert_nofile("@:1000 soft nofile 2000", 2000, 4096);       /* primary, exists */
-  assert_nofile("@:2000 soft nofile 2000", 2000, 4096);
-  assert_nofile("@:60 soft nofile 2000", 2000, 4096);         /* member list */
-  assert_nofile("@:70 soft nofile 2000", 1024, 4096);
-  assert_nofile("@:4294967295 soft nofile 2000", 1024, 4096);
+  assert_domains(TRUE, "@1000:1000" /* primary */, "@999:",
+                 "@:1000" /* primary, exists */, "@:2000", "@:60" /* member list */, NULL);
+  assert_domains(FALSE, "@1001:", "@2000:2000" /* supplementary */, "@:70", "@:4294967295",
+                 NULL);
   assert_skipped("@4294967296: soft nofile 2000", "invalid gid range '@4294967296:'");
   assert_skipped("@: soft nofile 2000", "invalid gid range");
   assert_skipped("@:-5 soft nofile 2000", "invalid gid range");
@@ -1165,12 +1178,9 @@ static void test_domains_groups(void)
   };
   g_autoptr(LimitsPlan) via_grouplist = resolve_for(&webby, "@web soft nofile 2000");
 
-  assert_nofile("@alice soft nofile 2000", 2000, 4096);   /* primary group */
-  assert_nofile("@staff soft nofile 2000", 2000, 4096);
-  assert_nofile("@ops soft nofile 2000", 2000, 4096);     /* member list only */
-  assert_nofile("@web soft nofile 2000", 1024, 4096);
-  assert_nofile("@empty soft nofile 2000", 1024, 4096);
-  assert_nofile("@nosuch soft nofile 2000", 1024, 4096);
+  assert_domains(TRUE, "@alice" /* primary group */, "@staff", "@ops" /* member list only */,
+                 NULL);
+  assert_domains(FALSE, "@web", "@empty", "@nosuch", NULL);
   assert_rl(via_grouplist, RLIMIT_NOFILE, 2000, 4096);
   {
     g_autoptr(LimitsPlan) p = resolve("@nosuch soft nofile 2000");
@@ -1180,14 +1190,12 @@ static void test_domains_groups(void)
 
 static void test_domains_group_cache(void)
 {
-  g_autoptr(GString) text = g_string_new(NULL);
+  g_autofree char *text = repeat("", "@staff soft nofile 2000\n@nosuch soft core 1\n"
+                                     "@:2000 hard core 2\n", 1000, "");
   g_autoptr(LimitsPlan) p = NULL;
 
-  for (int i = 0; i < 1000; i++)
-    g_string_append(text, "@staff soft nofile 2000\n@nosuch soft core 1\n"
-                          "@:2000 hard core 2\n");
   fake_lookups = 0;
-  p = resolve(text->str);
+  p = resolve(text);
   assert_rl(p, RLIMIT_NOFILE, 2000, 4096);
   assert_rl(p, RLIMIT_CORE, 0, 2048);
   g_assert_cmpuint(fake_lookups, ==, 3);
@@ -1195,10 +1203,8 @@ static void test_domains_group_cache(void)
 
 static void test_domains_names(void)
 {
-  assert_nofile("alice soft nofile 2000", 2000, 4096);
-  assert_nofile("alicia soft nofile 2000", 1024, 4096);
-  assert_nofile("alic soft nofile 2000", 1024, 4096);
-  assert_nofile("*x soft nofile 2000", 1024, 4096);
+  assert_domains(TRUE, "alice", NULL);
+  assert_domains(FALSE, "alicia", "alic", "*x", NULL);
 }
 
 static void test_domains_no_passwd_entry(void)
@@ -1212,7 +1218,7 @@ static void test_domains_no_passwd_entry(void)
   assert_rl(p1, RLIMIT_NOFILE, 2000, 4096);
   assert_rl(p2, RLIMIT_NOFILE, 2000, 4096);
   assert_unchanged(p3);
-  g_assert_nonnull(strstr(text, "uid 4242"));
+  assert_contains(text, "uid 4242", NULL);
 }
 
 static void test_domains_percent(void)
@@ -1228,8 +1234,7 @@ static void test_domains_percent(void)
   g_assert_false(limits_plan_no_new_privs(p));
   g_assert_cmpuint(limits_plan_n_warnings(p), ==, 0);
   g_assert_cmpuint(limits_plan_n_warnings(logins), ==, 0);
-  g_assert_nonnull(strstr(text, "maxlogins"));
-  g_assert_nonnull(strstr(text, "t.conf:1 and 2 more lines"));
+  assert_contains(text, "maxlogins", "t.conf:1 and 2 more lines", NULL);
   assert_skipped("%1:2 - maxlogins 3", "not supported with %");
 }
 
@@ -1388,9 +1393,7 @@ static void test_values_maxlogins(void)
   g_autofree char *text = explain(p);
   assert_rl(p, RLIMIT_NOFILE, 2000, 4096);
   g_assert_cmpuint(limits_plan_n_warnings(p), ==, 0);
-  g_assert_nonnull(strstr(text, "maxlogins"));
-  g_assert_nonnull(strstr(text, "not a login session"));
-  g_assert_nonnull(strstr(text, "t.conf:1"));
+  assert_contains(text, "maxlogins", "not a login session", "t.conf:1", NULL);
   assert_skipped("* - maxlogins many", "for maxlogins");
 }
 
@@ -1435,15 +1438,13 @@ static void test_no_limits_keeps_earlier_warnings(void)
 
 static void test_no_limits_stops_later_texts(void)
 {
-  LimitsContext ctx;
   LimitsText t[] = {
     { "a.conf", "* soft nofile 2000\n", -1 },
     { "b.conf", "@dev -\n", -1 },
     { "c.conf", "* soft core 1\n* soft core bad\n", -1 },
   };
-  g_autoptr(LimitsPlan) p = NULL;
-  fixture_context(&ctx, &alice);
-  p = limits_resolve_texts(&ctx, t, G_N_ELEMENTS(t), NULL);
+  g_autoptr(LimitsPlan) p = resolve_texts(&alice, t, G_N_ELEMENTS(t));
+
   g_assert_true(limits_plan_stopped(p));
   assert_unchanged(p);
   g_assert_cmpuint(limits_plan_n_warnings(p), ==, 0);
@@ -1453,34 +1454,25 @@ static void test_no_limits_stops_later_texts(void)
 
 static void test_warnings_file_line(void)
 {
-  LimitsContext ctx;
   LimitsText t[] = {
     { "/etc/security/limits.conf", "# x\n* soft nofile abc\n", -1 },
     { "/etc/security/limits.d/a.conf", "\n\n* bogus core 1\n", -1 },
   };
-  g_autoptr(LimitsPlan) p = NULL;
-  const GPtrArray *w;
+  g_autoptr(LimitsPlan) p = resolve_texts(&alice, t, G_N_ELEMENTS(t));
+  const GPtrArray *w = limits_plan_warnings(p);
 
-  fixture_context(&ctx, &alice);
-  p = limits_resolve_texts(&ctx, t, G_N_ELEMENTS(t), NULL);
-  w = limits_plan_warnings(p);
   g_assert_cmpuint(w->len, ==, 2);
   g_assert_true(g_str_has_prefix(w->pdata[0], "/etc/security/limits.conf:2: "));
   g_assert_true(g_str_has_prefix(w->pdata[1], "/etc/security/limits.d/a.conf:3: "));
-  g_assert_nonnull(strstr(w->pdata[1], "'bogus'"));
+  assert_contains(w->pdata[1], "'bogus'", NULL);
 }
 
 static void test_warnings_bounded(void)
 {
-  g_autoptr(GString) text = g_string_new(NULL);
-  g_autoptr(LimitsPlan) p = NULL;
-  const GPtrArray *w;
+  g_autofree char *text = repeat("", "* soft nofile bad\n", 1000, "* soft nofile 2000\n");
+  g_autoptr(LimitsPlan) p = resolve(text);
+  const GPtrArray *w = limits_plan_warnings(p);
 
-  for (int i = 0; i < 1000; i++)
-    g_string_append(text, "* soft nofile bad\n");
-  g_string_append(text, "* soft nofile 2000\n");
-  p = resolve(text->str);
-  w = limits_plan_warnings(p);
   g_assert_cmpuint(limits_plan_n_warnings(p), ==, 1000);
   g_assert_cmpuint(w->len, ==, LIMITS_MAX_WARNINGS + 1);
   g_assert_true(g_str_has_prefix(w->pdata[LIMITS_MAX_WARNINGS - 1], "t.conf:100: "));
@@ -1490,58 +1482,45 @@ static void test_warnings_bounded(void)
 
 static void test_warnings_quoting(void)
 {
-  g_autoptr(GString) text = g_string_new("* soft nofile ");
-  g_autoptr(LimitsPlan) p1 = NULL;
-  g_autoptr(LimitsPlan) p2 = NULL;
-  const char *w;
+  g_autofree char *text = repeat("* soft nofile ", "z", 1000, "\x01\n");
+  g_autoptr(LimitsPlan) p1 = resolve(text);
+  g_autoptr(LimitsPlan) p2 = resolve("* soft nofile \x7f\xff\\");
+  const char *w1 = limits_plan_warnings(p1)->pdata[0];
+  const char *w2 = limits_plan_warnings(p2)->pdata[0];
 
-  for (int i = 0; i < 1000; i++)
-    g_string_append_c(text, 'z');
-  g_string_append(text, "\x01\n");
-  p1 = resolve(text->str);
-  w = limits_plan_warnings(p1)->pdata[0];
-  g_assert_cmpuint(strlen(w), <, 200);
-  g_assert_nonnull(strstr(w, "zzz...'"));
-  p2 = resolve("* soft nofile \x7f\xff\\");
-  w = limits_plan_warnings(p2)->pdata[0];
-  g_assert_nonnull(strstr(w, "'\\x7f\\xff\\x5c'"));
+  g_assert_cmpuint(strlen(w1), <, 200);
+  assert_contains(w1, "zzz...'", NULL);
+  assert_contains(w2, "'\\x7f\\xff\\x5c'", NULL);
 }
 
 /* ---- Explain ---- */
 
 static void test_explain(void)
 {
-  LimitsContext ctx;
   LimitsText t[] = {
     { "limits.conf", "* soft nofile 2000\n@staff - core 10\nalice hard stack 4096\n"
                      "* soft nofile bad\n* - maxlogins 3\n", -1 },
     { "d/a.conf", "* - priority 5\n* - nonewprivs 1\n* hard nofile unlimited\n", -1 },
   };
-  g_autoptr(LimitsPlan) p = NULL;
-  g_autofree char *text = NULL;
+  g_autoptr(LimitsPlan) p = resolve_texts(&alice, t, G_N_ELEMENTS(t));
+  g_autofree char *text = explain(p);
 
-  fixture_context(&ctx, &alice);
-  p = limits_resolve_texts(&ctx, t, G_N_ELEMENTS(t), NULL);
-  text = explain(p);
   if (g_test_verbose())
     g_printerr("%s", text);
-  g_assert_nonnull(strstr(text, "Limits for user alice (uid 1000, gid 1000)"));
-  g_assert_nonnull(strstr(text, "limits.conf: 5 lines"));
-  g_assert_nonnull(strstr(text, "d/a.conf: 3 lines"));
-  g_assert_true(g_regex_match_simple("\\n  nofile +2000 +1048576 \\(unlimited = nr_open\\) +"
-                                     "soft limits.conf:1, hard d/a.conf:3\\n", text, 0, 0));
-  g_assert_true(g_regex_match_simple("\\n  core +10240 \\(10 KiB\\) +10240 \\(10 KiB\\) +"
-                                     "limits.conf:2\\n", text, 0, 0));
-  g_assert_true(g_regex_match_simple("\\n  stack +4194304 \\(4 MiB\\) +4194304 \\(4 MiB\\) +"
-                                     "hard limits.conf:3; soft lowered to hard\\n",
-                                     text, 0, 0));
-  g_assert_true(g_regex_match_simple("\\n  cpu +unlimited +unlimited +\\(unchanged\\)\\n",
-                                     text, 0, 0));
-  g_assert_nonnull(strstr(text, "priority      5, set by d/a.conf:1"));
-  g_assert_nonnull(strstr(text, "nonewprivs    yes, set by d/a.conf:2"));
-  g_assert_nonnull(strstr(text, "maxlogins     ignored: a service is not a login session (limits.conf:5)"));
-  g_assert_nonnull(strstr(text, "Skipped lines (1):\n  limits.conf:4: invalid value 'bad'"));
-  g_assert_null(strstr(text, "No limits"));
+  assert_contains(text, "Limits for user alice (uid 1000, gid 1000)",
+                  "limits.conf: 5 lines", "d/a.conf: 3 lines", NULL);
+  assert_matches(text, "\\n  nofile +2000 +1048576 \\(unlimited = nr_open\\) +"
+                       "soft limits.conf:1, hard d/a.conf:3\\n");
+  assert_matches(text, "\\n  core +10240 \\(10 KiB\\) +10240 \\(10 KiB\\) +"
+                       "limits.conf:2\\n");
+  assert_matches(text, "\\n  stack +4194304 \\(4 MiB\\) +4194304 \\(4 MiB\\) +"
+                       "hard limits.conf:3; soft lowered to hard\\n");
+  assert_matches(text, "\\n  cpu +unlimited +unlimited +\\(unchanged\\)\\n");
+  assert_contains(text, "priority      5, set by d/a.conf:1",
+                  "nonewprivs    yes, set by d/a.conf:2",
+                  "maxlogins     ignored: a service is not a login session (limits.conf:5)",
+                  "Skipped lines (1):\n  limits.conf:4: invalid value 'bad'", NULL);
+  assert_lacks(text, "No limits", NULL);
 }
 
 static void test_explain_values(void)
@@ -1549,21 +1528,17 @@ static void test_explain_values(void)
   g_autoptr(LimitsPlan) p = resolve("* - cpu 2\n* - nice -5\n* - rttime 7\n"
                                     "* - msgqueue 1536\n* - memlock 1536\n");
   g_autofree char *text = explain(p);
-  g_assert_nonnull(strstr(text, "120 s (2 min)"));
-  g_assert_nonnull(strstr(text, "25 (nice -5)"));
-  g_assert_nonnull(strstr(text, "7 us"));
-  g_assert_nonnull(strstr(text, "1536 (~1.5 KiB)"));
-  g_assert_nonnull(strstr(text, "1572864 (1536 KiB)"));
-  g_assert_nonnull(strstr(text, "Skipped lines: none"));
+  assert_contains(text, "120 s (2 min)", "25 (nice -5)", "7 us", "1536 (~1.5 KiB)",
+                  "1572864 (1536 KiB)", "Skipped lines: none", NULL);
 }
 
 static void test_explain_stopped(void)
 {
   g_autoptr(LimitsPlan) p = resolve("* soft nofile 2000\n@staff -\n");
   g_autofree char *text = explain(p);
-  g_assert_nonnull(strstr(text, "No limits: t.conf:2 says '@staff' -, which matches this user."));
-  g_assert_nonnull(strstr(text, "Nothing is applied"));
-  g_assert_true(g_regex_match_simple("\\n  nofile +1024 +4096 +\\(unchanged\\)\\n", text, 0, 0));
+  assert_contains(text, "No limits: t.conf:2 says '@staff' -, which matches this user.",
+                  "Nothing is applied", NULL);
+  assert_matches(text, "\\n  nofile +1024 +4096 +\\(unchanged\\)\\n");
 }
 
 /* ---- The fuzz target's invariants on edge inputs ---- */
@@ -1581,24 +1556,13 @@ static void test_fuzz_edge_inputs(void)
     IN("* - nice -20\n* - nice 19\n* hard nice 0\n"),
 #undef IN
   };
-  LimitsContext ctx;
-  fixture_context(&ctx, &alice);
 
   for (gsize i = 0; i < G_N_ELEMENTS(inputs); i++) {
     LimitsText t = { "t.conf", inputs[i].text, (gssize) inputs[i].len };
-    g_autoptr(LimitsPlan) whole = limits_resolve_texts(&ctx, &t, 1, NULL);
-    g_autoptr(LimitsResolver) r = limits_resolver_new(&ctx);
-    g_autoptr(LimitsPlan) bytewise = NULL;
-    g_autofree char *a = NULL;
-    g_autofree char *b = NULL;
+    g_autoptr(LimitsPlan) whole = resolve_texts(&alice, &t, 1);
+    g_autofree char *a = explain(whole);
+    g_autofree char *b = explain_fed(&t, 1);
 
-    limits_resolver_begin_file(r, "t.conf");
-    for (gsize off = 0; off < inputs[i].len; off++)
-      g_assert_true(limits_resolver_feed(r, inputs[i].text + off, 1, NULL));
-    limits_resolver_end_file(r);
-    bytewise = limits_resolver_finish(g_steal_pointer(&r));
-    a = explain(whole);
-    b = explain(bytewise);
     g_assert_cmpstr(a, ==, b);
     for (int res = 0; res < LIMITS_N_RLIMITS; res++) {
       struct rlimit rl;
@@ -1612,17 +1576,8 @@ int main(int argc, char **argv)
 {
   g_test_init(&argc, &argv, NULL);
 
-  g_test_add_func("/limits/doc/01-soft-raise", test_doc_01);
-  g_test_add_func("/limits/doc/02-hard-lowers-soft", test_doc_02);
-  g_test_add_func("/limits/doc/03-both", test_doc_03);
-  g_test_add_func("/limits/doc/04-soft-above-hard", test_doc_04);
-  g_test_add_func("/limits/doc/05-soft-then-hard", test_doc_05);
-  g_test_add_func("/limits/doc/06-user-beats-group", test_doc_06);
-  g_test_add_func("/limits/doc/07-group-beats-default", test_doc_07);
-  g_test_add_func("/limits/doc/08-same-class-last-wins", test_doc_08);
-  g_test_add_func("/limits/doc/09-soft-rejected-drops-hard", test_doc_09);
-  g_test_add_func("/limits/doc/10-hard-kept", test_doc_10);
-  g_test_add_func("/limits/doc/11-group-soft-default-both", test_doc_11);
+  for (gsize i = 0; i < G_N_ELEMENTS(doc_nofile_cases); i++)
+    g_test_add_data_func(doc_nofile_cases[i].path, &doc_nofile_cases[i], test_nofile_case);
   g_test_add_func("/limits/doc/12-comments", test_doc_12);
   g_test_add_func("/limits/doc/13-case", test_doc_13);
   g_test_add_func("/limits/doc/14-units", test_doc_14);
@@ -1701,11 +1656,8 @@ int main(int argc, char **argv)
   g_test_add_func("/limits/explain/values", test_explain_values);
   g_test_add_func("/limits/explain/stopped", test_explain_stopped);
 
-  g_test_add_func("/limits/apply/lower-soft", test_apply_lower_soft);
-  g_test_add_func("/limits/apply/ignore-errors", test_apply_ignore_errors);
-  g_test_add_func("/limits/apply/soft-above-hard", test_apply_soft_above_hard);
-  g_test_add_func("/limits/apply/priority", test_apply_priority);
-  g_test_add_func("/limits/apply/stopped", test_apply_stopped);
+  for (gsize i = 0; i < G_N_ELEMENTS(apply_cases); i++)
+    g_test_add_data_func(apply_cases[i].path, &apply_cases[i], test_apply_case);
 
   g_test_add_func("/limits/fuzz/edge-inputs", test_fuzz_edge_inputs);
 
