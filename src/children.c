@@ -32,7 +32,6 @@ void children_fork(const LaunchPlan *base, bool detach, Child *c)
     LaunchPlan lp = *base;
     LaunchFailure f;
     close(pipefd[0]);
-    lp.keep_fd = pipefd[1];
     lp.new_session = detach;
     lp.stdio_to_null = detach;
     launch_exec(&lp, &f);

@@ -36,36 +36,38 @@ static bool same_file(int fd, int other)
          a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
-static int close_range_compat(unsigned first, unsigned last)
+/* Marks every fd from 3 up close-on-exec: none reaches the application,
+ * while the ones spawn-fcgi still needs if the exec fails (the socket's
+ * directory, the PID file, the status pipe) stay usable until then. */
+static int cloexec_from_3(void)
 {
-  if (first > last)
-    return 0;
 #ifdef HAVE_CLOSE_RANGE
-  if (close_range(first, last, 0) == 0)
+  if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
     return 0;
-  if (errno != ENOSYS)
+  if (errno != ENOSYS && errno != EINVAL)
     return -1;
 #endif
-  /* Older kernels: walk /proc/self/fd. */
+  /* Kernels before 5.11: walk /proc/self/fd. */
   DIR *d = opendir("/proc/self/fd");
   if (d == NULL)
     return -1;
-  int dfd = dirfd(d);
   struct dirent *de;
+  int rc = 0;
   while ((de = readdir(d)) != NULL) {
     char *end;
     long fd = strtol(de->d_name, &end, 10);
-    if (*end != '\0' || de->d_name[0] == '.' || fd == dfd)
+    if (*end != '\0' || de->d_name[0] == '.' || fd < 3)
       continue;
-    if ((unsigned long) fd >= first && (unsigned long) fd <= last)
-      close((int) fd);
+    int flags = fcntl((int) fd, F_GETFD);
+    if (flags >= 0 && fcntl((int) fd, F_SETFD, flags | FD_CLOEXEC) < 0)
+      rc = -1;
   }
   closedir(d);
-  return 0;
+  return rc;
 }
 
 /* fd 0: the socket, without close-on-exec; 1 and 2 as the mode says;
- * nothing else but keep_fd (itself close-on-exec). */
+ * everything else close-on-exec. */
 static bool setup_fds(const LaunchPlan *p, LaunchFailure *f)
 {
   if (p->listen_fd != STDIN_FILENO) {
@@ -88,13 +90,7 @@ static bool setup_fds(const LaunchPlan *p, LaunchFailure *f)
       return launch_fail(f, LAUNCH_STEP_STDIO, errno, "");
   }
 
-  int rc;
-  if (p->keep_fd > STDERR_FILENO)
-    rc = close_range_compat(3, (unsigned) p->keep_fd - 1) |
-         close_range_compat((unsigned) p->keep_fd + 1, ~0U);
-  else
-    rc = close_range_compat(3, ~0U);
-  if (rc < 0)
+  if (cloexec_from_3() < 0)
     return launch_fail(f, LAUNCH_STEP_CLOSE_FDS, errno, "");
   return true;
 }
@@ -131,11 +127,13 @@ void launch_exec(const LaunchPlan *p, LaunchFailure *f)
     f->step = LAUNCH_STEP_LIMITS;
   else if (p->chdir_dir != NULL && chdir(p->chdir_dir) < 0)
     (void) launch_fail(f, LAUNCH_STEP_CHDIR, errno, p->chdir_dir);
-  else if (p->drop && !privileges_drop(p->uid, p->gid, p->groups, p->n_groups, f))
-    ;
   else if (p->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
     (void) launch_fail(f, LAUNCH_STEP_NO_NEW_PRIVS, errno, "");
   else if (!setup_fds(p, f) || !reset_signals(f))
+    ;
+  /* Last, so that a failure of any step before can still be cleaned up
+   * with root's rights. */
+  else if (p->drop && !privileges_drop(p->uid, p->gid, p->groups, p->n_groups, f))
     ;
   else {
     execve(p->exec_path, p->argv, p->envp);

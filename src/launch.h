@@ -1,11 +1,13 @@
 /* launch: the steps every process that becomes the application goes
  * through, in one order, in no-fork mode and in every child alike:
  *
- *   limits -> chdir -> setgroups/setresgid/setresuid (verified) ->
- *   no_new_privs -> fds (socket on 0, stdio, close the rest) ->
- *   signals -> exec
+ *   limits -> chdir -> no_new_privs -> fds (socket on 0, stdio, every
+ *   other fd close-on-exec) -> signals -> setgroups/setresgid/setresuid
+ *   (verified) -> exec
  *
- * The plan is computed before; nothing here allocates or looks anything up.
+ * The privilege drop comes last so that a failure of any step before it
+ * can still be cleaned up (socket, PID file) with root's rights.
+ * The plan is computed before; nothing here looks anything up.
  * On any failure launch_exec() returns with the step and errno filled in,
  * and the application has not been started. */
 #pragma once
@@ -53,7 +55,6 @@ typedef struct {
   int listen_fd;
   int null_fd;                    /* /dev/null, opened before any chroot */
   bool stdio_to_null;             /* fork mode: fds 1 and 2 to /dev/null */
-  int keep_fd;                    /* close-on-exec fd to keep until exec, or -1 */
   const char *exec_path;
   char *const *argv;
   char *const *envp;

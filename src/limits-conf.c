@@ -948,7 +948,7 @@ static void limit_line(LimitsResolver *r, Tok dom_tok, Tok type_tok, Tok item_to
 static void process_line(LimitsResolver *r, const char *s, gsize n)
 {
   const char *p, *end, *hash;
-  Tok tok[3];
+  Tok tok[3] = { 0 };
   Tok value;
   int nt;
   int fields;

@@ -14,13 +14,16 @@ static gboolean to_journal;
 void log_init(void)
 {
   const char *js = g_getenv("JOURNAL_STREAM");
-  unsigned long long dev, ino;
+  g_auto(GStrv) parts = js ? g_strsplit(js, ":", 3) : NULL;
+  guint64 dev, ino;
   struct stat st;
 
-  to_journal = js != NULL && sscanf(js, "%llu:%llu", &dev, &ino) == 2 &&
+  /* "DEV:INO" of the journal's stream, which must be our stderr. */
+  to_journal = parts != NULL && g_strv_length(parts) == 2 &&
+               g_ascii_string_to_unsigned(parts[0], 10, 0, G_MAXUINT64, &dev, NULL) &&
+               g_ascii_string_to_unsigned(parts[1], 10, 0, G_MAXUINT64, &ino, NULL) &&
                fstat(STDERR_FILENO, &st) == 0 &&
-               (unsigned long long) st.st_dev == dev &&
-               (unsigned long long) st.st_ino == ino;
+               (guint64) st.st_dev == dev && (guint64) st.st_ino == ino;
 }
 
 static void emit(int priority, const char *fmt, va_list ap)

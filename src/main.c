@@ -86,7 +86,7 @@ static int run(Plan *plan)
   if (s->pid_file && !pid_file_open(&pid_file, s->pid_file, &error))
     return fail(error);
   if ((listen_fd = acquire_socket_and_root(plan, &error)) < 0) {
-    pid_file_discard(&pid_file, false);
+    pid_file_abandon(&pid_file);
     return fail(error);
   }
 
@@ -103,7 +103,6 @@ static int run(Plan *plan)
                     (plan->limits && limits_plan_no_new_privs(plan->limits)),
     .listen_fd = listen_fd,
     .null_fd = null_fd,
-    .keep_fd = -1,
     .exec_path = plan->exec_path,
     .argv = s->argv,
     .envp = plan->envp,
@@ -118,7 +117,7 @@ static int run(Plan *plan)
     g_autofree char *what = launch_failure_describe(&failure, &lp);
     log_error("%s", what);
     socket_remove_own(&plan->socket);
-    pid_file_discard(&pid_file, true);
+    pid_file_abandon(&pid_file);
     return launch_failure_exit_status(&failure);
   }
 
@@ -133,7 +132,10 @@ static int run(Plan *plan)
     };
     pid_file_write(&pid_file, &self, 1);
     status = supervisor_run(&lp, &sc, &plan->socket);
-    pid_file_discard(&pid_file, true);
+    if (status == EXIT_STATUS_OK)
+      pid_file_remove(&pid_file);
+    else
+      pid_file_abandon(&pid_file);
     close(listen_fd);
     return status;
   }
@@ -141,7 +143,7 @@ static int run(Plan *plan)
   status = children_start(&lp, s->fork_count, &pid_file);
   if (status != EXIT_STATUS_OK) {
     socket_remove_own(&plan->socket);
-    pid_file_discard(&pid_file, false);
+    pid_file_abandon(&pid_file);
   } else {
     pid_file_close(&pid_file);
   }
@@ -166,8 +168,10 @@ int main(int argc, char **argv)
     fprintf(stderr, "Try 'spawn-fcgi --help' for more information.\n");
     return EXIT_STATUS_USAGE;
   }
-  if (parsed == SETTINGS_PARSE_EXIT)
+  if (parsed == SETTINGS_PARSE_EXIT) {
+    settings_clear(&settings);
     return EXIT_STATUS_OK;
+  }
   for (guint i = 0; i < settings.warnings->len; i++)
     log_warning("%s", (const char *) g_ptr_array_index(settings.warnings, i));
 

@@ -40,6 +40,15 @@ gboolean pid_file_open(PidFile *pf, const char *path, GError **error)
     pid_file_close(pf);
     return FALSE;
   }
+  if (!pf->created) {
+    /* A PID file is small; keep what it holds in case we must put it back. */
+    char buf[4096];
+    int rfd = openat(pf->dir_fd, pf->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    ssize_t n = rfd >= 0 ? pread(rfd, buf, sizeof buf, 0) : -1;
+    if (rfd >= 0)
+      close(rfd);
+    pf->previous = g_bytes_new(buf, n > 0 ? (gsize) n : 0);
+  }
   return TRUE;
 }
 
@@ -51,16 +60,37 @@ void pid_file_write(PidFile *pf, const pid_t *pids, size_t n)
     return;
   for (size_t i = 0; i < n; i++)
     g_string_append_printf(text, "%s%d", i ? "\n" : "", (int) pids[i]);
+  pf->written = true;
   if (ftruncate(pf->fd, 0) < 0 ||
       pwrite(pf->fd, text->str, text->len, 0) != (ssize_t) text->len)
     log_warning("cannot write PID file '%s': %s", pf->path, g_strerror(errno));
 }
 
-void pid_file_discard(PidFile *pf, bool written)
+/* Through the descriptor, which works even after the privilege drop. */
+static void put_back(PidFile *pf)
+{
+  gsize len = 0;
+  const void *data = pf->previous ? g_bytes_get_data(pf->previous, &len) : NULL;
+  if (ftruncate(pf->fd, 0) < 0 || (len > 0 && pwrite(pf->fd, data, len, 0) < 0))
+    log_warning("cannot restore PID file '%s': %s", pf->path, g_strerror(errno));
+}
+
+void pid_file_abandon(PidFile *pf)
 {
   if (pf->fd < 0)
     return;
-  if (pf->created || written)
+  if (pf->created) {
+    if (unlinkat(pf->dir_fd, pf->name, 0) < 0)
+      put_back(pf);
+  } else if (pf->written) {
+    put_back(pf);
+  }
+  pid_file_close(pf);
+}
+
+void pid_file_remove(PidFile *pf)
+{
+  if (pf->fd >= 0 && pf->written)
     unlinkat(pf->dir_fd, pf->name, 0);
   pid_file_close(pf);
 }
@@ -73,5 +103,6 @@ void pid_file_close(PidFile *pf)
     close(pf->dir_fd);
   g_clear_pointer(&pf->name, g_free);
   g_clear_pointer(&pf->path, g_free);
+  g_clear_pointer(&pf->previous, g_bytes_unref);
   pf->fd = pf->dir_fd = -1;
 }

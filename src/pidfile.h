@@ -1,8 +1,8 @@
 /* pidfile: the -P file.  Opened before any chroot, never through a symbolic
  * link and only if it is a regular file; its directory is held open so that
- * the file can be found again after a chroot.  Written only once there is
- * something to write (a failed start leaves an existing file as it was);
- * removed only if this run created it, or if it holds our own PID. */
+ * the file can be found again after a chroot.  A failed start leaves an
+ * existing file as it was (its old content is put back if our PID was
+ * already written) and removes one it created. */
 #pragma once
 
 #include <glib.h>
@@ -15,6 +15,8 @@ typedef struct {
   char *name;
   char *path;             /* for messages */
   bool created;           /* by this run */
+  bool written;           /* our PIDs are in it */
+  GBytes *previous;       /* content of an existing file, to put back */
 } PidFile;
 
 #define PID_FILE_NONE { .fd = -1, .dir_fd = -1 }
@@ -26,9 +28,13 @@ gboolean pid_file_open(PidFile *pf, const char *path, GError **error);
  * last (spawn-fcgi 1.6's format).  Failures are warnings. */
 void pid_file_write(PidFile *pf, const pid_t *pids, size_t n);
 
-/* After a failed start, or when the process it names exits: removes the
- * file if this run created it or wrote into it; closes it. */
-void pid_file_discard(PidFile *pf, bool written);
+/* After a failed start: removes the file if this run created it, else
+ * puts back what it held; closes it. */
+void pid_file_abandon(PidFile *pf);
+
+/* When the process it names ends: removes the file if it holds our PID;
+ * closes it. */
+void pid_file_remove(PidFile *pf);
 
 /* Closes the file, leaving it in place. */
 void pid_file_close(PidFile *pf);

@@ -203,6 +203,8 @@ static void raw_clear(Raw *raw)
 
 static OptionId option_by_name(const char *name)
 {
+  if (strcmp(name, "--help-question-mark") == 0)
+    return OPT_HELP;
   for (int i = 0; i < OPT_COUNT; i++) {
     if (name[0] == '-' && name[1] == '-') {
       if (strcmp(name + 2, options[i].long_name) == 0)
@@ -253,8 +255,11 @@ static gboolean parse_command_line(int argc, char **argv, Raw *raw, GError **err
     entries[n++] = (GOptionEntry) {
       .long_name = options[i].long_name,
       .short_name = options[i].short_name,
-      .flags = options[i].type == TYPE_FLAG ? G_OPTION_FLAG_NO_ARG :
-               options[i].type == TYPE_OPTIONAL ? G_OPTION_FLAG_OPTIONAL_ARG : 0,
+      /* Values are bytes, as paths and arguments are: no charset
+       * conversion (a socket path or an argument need not be UTF-8). */
+      .flags = G_OPTION_FLAG_FILENAME |
+               (options[i].type == TYPE_FLAG ? G_OPTION_FLAG_NO_ARG :
+                options[i].type == TYPE_OPTIONAL ? G_OPTION_FLAG_OPTIONAL_ARG : 0),
       .arg = G_OPTION_ARG_CALLBACK,
       .arg_data = (gpointer) on_cli_option,
     };
@@ -266,7 +271,7 @@ static gboolean parse_command_line(int argc, char **argv, Raw *raw, GError **err
   };
   entries[n++] = (GOptionEntry) {
     .long_name = G_OPTION_REMAINING,
-    .arg = G_OPTION_ARG_STRING_ARRAY, .arg_data = &rest,
+    .arg = G_OPTION_ARG_FILENAME_ARRAY, .arg_data = &rest,
   };
   entries[n] = (GOptionEntry) { NULL };
 
@@ -282,8 +287,9 @@ static gboolean parse_command_line(int argc, char **argv, Raw *raw, GError **err
   for (int i = 0; i < argc; i++)
     args[i] = g_strdup(argv[i]);
 
-  if (!g_option_context_parse_strv(ctx, &args, error)) {
-    if ((*error)->domain == G_OPTION_ERROR) {
+  gboolean parsed = g_option_context_parse_strv(ctx, &args, error);
+  if (!parsed || (error != NULL && *error != NULL)) {
+    if (error != NULL && *error != NULL && (*error)->domain != SETTINGS_ERROR) {
       (*error)->domain = SETTINGS_ERROR;
       (*error)->code = SETTINGS_ERROR_USAGE;
     }
@@ -347,11 +353,16 @@ static gboolean parse_config_file(const char *path, Raw *raw, GError **error)
                   "%s: unknown key '%s'", path, *k);
       return FALSE;
     }
-    char *value = g_key_file_get_value(kf, CONFIG_GROUP, *k, NULL);
-    if (options[id].type == TYPE_STRING || options[id].type == TYPE_COMMAND) {
-      /* Unescape (\s, \n, ...) as GKeyFile strings do. */
-      g_free(value);
+    char *value;
+    if (options[id].type == TYPE_STRING || options[id].type == TYPE_COMMAND)
+      /* Unescaped (\s, \n, ...) as GKeyFile strings are. */
       value = g_key_file_get_string(kf, CONFIG_GROUP, *k, NULL);
+    else
+      value = g_key_file_get_value(kf, CONFIG_GROUP, *k, NULL);
+    if (value == NULL) {
+      g_set_error(error, SETTINGS_ERROR, SETTINGS_ERROR_CONFIG,
+                  "%s: key '%s': the value is not valid UTF-8", path, *k);
+      return FALSE;
     }
     raw->v[id].value = value;
     raw->v[id].origin = g_strdup_printf("%s: key '%s'", path, *k);
@@ -480,7 +491,7 @@ static const char *const int_meaning[OPT_COUNT] = {
 /* A TYPE_INT option, within the range its table entry gives. */
 static gboolean to_int_option(OptionId id, const RawValue *rv, int *out, GError **error)
 {
-  gint64 n;
+  gint64 n = 0;
   if (!to_int(rv, options[id].min, options[id].max, int_meaning[id], &n, error))
     return FALSE;
   *out = (int) n;
@@ -490,7 +501,7 @@ static gboolean to_int_option(OptionId id, const RawValue *rv, int *out, GError 
 /* Converts one raw value into its typed field. */
 static gboolean apply_value(OptionId id, const RawValue *rv, Settings *s, GError **error)
 {
-  gint64 n;
+  gint64 n = 0;
 
   switch (id) {
   case OPT_SOCKET: return to_string(rv, &s->socket_path, error);

@@ -343,8 +343,8 @@ static int open_unix(SocketPlan *plan, GError **error)
     return fail_errno(error, err, "cannot bind to '%s'", plan->path);
   }
 
-  file_fd = openat(dir_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-  if (file_fd < 0 || fstat(file_fd, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+  /* What bind() made, so that only that file is ever removed again. */
+  if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISSOCK(st.st_mode)) {
     g_set_error(error, SOCKET_ERROR, SOCKET_ERROR_FAILED,
                 "socket '%s' was replaced right after it was created: "
                 "refusing to touch it", plan->path);
@@ -356,6 +356,18 @@ static int open_unix(SocketPlan *plan, GError **error)
   plan->created_name = g_steal_pointer(&name);
   plan->created_dev = st.st_dev;
   plan->created_ino = st.st_ino;
+
+  file_fd = openat(dir_fd, plan->created_name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (file_fd < 0) {
+    fail_errno(error, errno, "cannot open socket '%s'", plan->path);
+    goto fail;
+  }
+  if (fstat(file_fd, &st) < 0 || !S_ISSOCK(st.st_mode) || st.st_ino != plan->created_ino) {
+    g_set_error(error, SOCKET_ERROR, SOCKET_ERROR_FAILED,
+                "socket '%s' was replaced right after it was created: "
+                "refusing to touch it", plan->path);
+    goto fail;
+  }
 
   if ((plan->owner != (uid_t) -1 || plan->group != (gid_t) -1) &&
       fchownat(file_fd, "", plan->owner, plan->group, AT_EMPTY_PATH) < 0) {

@@ -471,6 +471,14 @@ int supervisor_run(const LaunchPlan *plan, const SupervisorConfig *cfg,
   sv.timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
   if (sig_fd < 0 || sv.timer_fd < 0) {
     log_error("cannot set up the supervisor's event sources: %s", g_strerror(errno));
+    socket_remove_own(socket);
+    if (sig_fd >= 0)
+      close(sig_fd);
+    if (sv.timer_fd >= 0)
+      close(sv.timer_fd);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    g_array_unref(sv.retiring);
+    g_free(sv.slots);
     return EXIT_STATUS_PRIVILEGE;
   }
   if (sd_watchdog_enabled(0, &sv.watchdog_usec) <= 0)
