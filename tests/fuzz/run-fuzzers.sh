@@ -57,7 +57,8 @@ for target in "$here"/fuzz-*.c; do
 
   echo "== fuzz-$name: building"
   # shellcheck disable=SC2046,SC2086  # word splitting of flags and file lists is wanted
-  if ! "$cc" -std=gnu11 -g -O1 -fno-omit-frame-pointer \
+  # -D_GNU_SOURCE as meson.build adds it to every file of the project.
+  if ! "$cc" -std=gnu11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
       -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
       -I"$work" -I"$root/src" $(pkg-config --cflags $packages) \
       "$target" $src_paths $(pkg-config --libs $packages) \
