@@ -19,6 +19,7 @@
 #include "config.h"
 
 #include "sockets.h"
+#include "fuzz-glib.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -31,22 +32,11 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* GLib warnings and criticals are bugs: abort (which libFuzzer reports
- * with the input), rather than GLib's breakpoint trap. */
-static GLogWriterOutput abort_on_warning(GLogLevelFlags level, const GLogField *fields,
-                                         gsize n_fields, gpointer data)
-{
-  GLogWriterOutput out = g_log_writer_standard_streams(level, fields, n_fields, data);
-  if (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING))
-    abort();
-  return out;
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
   (void) argc;
   (void) argv;
-  g_log_set_writer_func(abort_on_warning, NULL, NULL);
+  fuzz_abort_on_glib_warnings();
   return 0;
 }
 

@@ -18,6 +18,7 @@
 #include "config.h"
 
 #include "settings.h"
+#include "fuzz-glib.h"
 
 #include <fcntl.h>
 #include <stdbool.h>
@@ -37,22 +38,11 @@ static char config_path[64];
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* GLib warnings and criticals are bugs: abort (which libFuzzer reports
- * with the input), rather than GLib's breakpoint trap. */
-static GLogWriterOutput abort_on_warning(GLogLevelFlags level, const GLogField *fields,
-                                         gsize n_fields, gpointer data)
-{
-  GLogWriterOutput out = g_log_writer_standard_streams(level, fields, n_fields, data);
-  if (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING))
-    abort();
-  return out;
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
   (void) argc;
   (void) argv;
-  g_log_set_writer_func(abort_on_warning, NULL, NULL);
+  fuzz_abort_on_glib_warnings();
   /* --help and --version print to stdout. */
   if (freopen("/dev/null", "w", stdout) == NULL)
     abort();
