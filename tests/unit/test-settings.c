@@ -301,6 +301,64 @@ static void test_config_errors(void)
   g_assert_nonnull(strstr(error->message, "/nonexistent/spawn-fcgi.conf"));
 }
 
+/* Found by fuzzing: a config value that is not UTF-8 made GKeyFile return
+ * NULL, which was used as a string. */
+static void test_config_value_not_utf8(void)
+{
+  expect_config_error("[spawn-fcgi]\nsocket=/tmp/\xff\nexec=/bin/true\n",
+                      "key 'socket': the value is not valid UTF-8");
+}
+
+/* Found by fuzzing: paths and arguments are bytes, not UTF-8 text. */
+static void test_command_line_bytes(void)
+{
+  char *argv[] = { "spawn-fcgi", "-s", "/run/caf\xc3\xa9.sock", "--", "/bin/app",
+                   "\xff\xfe", NULL };
+  Settings s;
+  SettingsParseResult r;
+  g_autoptr(GError) error = NULL;
+  g_assert_true(settings_parse(G_N_ELEMENTS(argv) - 1, argv, &s, &r, &error));
+  g_assert_no_error(error);
+  g_assert_cmpstr(s.socket_path, ==, "/run/caf\xc3\xa9.sock");
+  g_assert_cmpstr(s.argv[1], ==, "\xff\xfe");
+  settings_clear(&s);
+
+  char *bad[] = { "spawn-fcgi", "--check", "[8\xc6\xcc]p", "90pp", NULL };
+  g_assert_false(settings_parse(G_N_ELEMENTS(bad) - 1, bad, &s, &r, &error));
+  g_assert_error(error, SETTINGS_ERROR, SETTINGS_ERROR_USAGE);
+}
+
+/* Found by fuzzing: GOption's long name for -? reached the option lookup. */
+static void test_help_question_mark(void)
+{
+  if (g_test_subprocess()) {
+    Settings s;
+    g_autoptr(GError) error = NULL;
+    g_assert_true(parse("--help-question-mark", &s, &error));
+    g_assert_no_error(error);
+    settings_clear(&s);
+    return;
+  }
+  g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed();
+  g_test_trap_assert_stdout("Usage: spawn-fcgi*");
+  g_test_trap_assert_stderr("");
+}
+
+static void test_help_fits_80_columns(void)
+{
+  g_autofree char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  settings_print_help(f);
+  fclose(f);
+  g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+  g_assert_cmpuint(g_strv_length(lines), >, 30);
+  for (char **l = lines; *l; l++)
+    if (strlen(*l) > 79)
+      g_error("--help line longer than 79 columns: '%s'", *l);
+}
+
 int main(int argc, char **argv)
 {
   g_test_init(&argc, &argv, NULL);
@@ -316,5 +374,9 @@ int main(int argc, char **argv)
   g_test_add_func("/settings/config-every-key", test_config_every_key);
   g_test_add_func("/settings/config-overridden", test_config_overridden_by_command_line);
   g_test_add_func("/settings/config-errors", test_config_errors);
+  g_test_add_func("/settings/config-value-not-utf8", test_config_value_not_utf8);
+  g_test_add_func("/settings/command-line-bytes", test_command_line_bytes);
+  g_test_add_func("/settings/help-question-mark", test_help_question_mark);
+  g_test_add_func("/settings/help-fits-80-columns", test_help_fits_80_columns);
   return g_test_run();
 }
