@@ -16,6 +16,14 @@ def print_table(rows, header):
         print("  " + "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
 
 
+def note_load():
+    """Says so when other work competes for the cpus: the ratios are noisy."""
+    load = os.getloadavg()[0]
+    if load > (os.cpu_count() or 1):
+        print(f"  note: load average {load:.2f} on {os.cpu_count()} cpus: "
+              "other work competes for the cpus, the ratios are noisy")
+
+
 def _terminate(signum, frame):
     raise SystemExit(128 + signum)
 

@@ -223,10 +223,7 @@ def run(peer, ours, quick, workdir):
     failures, rows = [], []
     print(f"== children: spawn-fcgi -F {CHILDREN} -s SOCK -P PIDFILE -- {PHP_CGI} "
           f"({cfg['runs']} runs each, alternating)")
-    load = os.getloadavg()[0]
-    if load > (os.cpu_count() or 1):
-        print(f"  note: load average {load:.2f} on {os.cpu_count()} cpus: "
-              "other work competes for the cpus, the ratios are noisy")
+    benchlib.note_load()
     if not os.access(PHP_CGI, os.X_OK):
         failures.append(f"children: {PHP_CGI} not found (package php8.2-cgi)")
         rows.append(["children", "spawner exit (median)", "n/a", "n/a", "-",

@@ -222,10 +222,7 @@ def run(peer, ours, quick, workdir):
           f"({cfg['runs']} timed runs after {cfg['warmup']} warm-up runs each, "
           "socket removed before each run)")
 
-    load = os.getloadavg()[0]
-    if load > (os.cpu_count() or 1):
-        print(f"  note: load average {load:.2f} on {os.cpu_count()} cpus: "
-              "other work competes for the cpus, the ratios are noisy")
+    benchlib.note_load()
     ok = {}
     for name, tool in tools:
         d = tempfile.mkdtemp(prefix="startup-" + ("peer-" if name == "1.6.4" else "ours-"), dir=workdir)

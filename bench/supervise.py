@@ -668,10 +668,7 @@ def run(peer, ours_bin, quick, workdir):
     rows, failures = [], []
     print(f"== supervise: ours -w vs multiwatch (under 1.6.4 -n) and 1.6.4 -F, php-cgi behind "
           f"nginx, {CONNECTIONS} connections ({'wrk' if WRK else 'python clients'})")
-    load = os.getloadavg()[0]
-    if load > (os.cpu_count() or 1):
-        print(f"  note: load average {load:.2f} on {os.cpu_count()} cpus: "
-              "other work competes for the cpus, the ratios are noisy")
+    benchlib.note_load()
     missing = [p for p in (PHP_CGI, MULTIWATCH, NGINX) if not os.access(p, os.X_OK)]
     if missing:
         failures.append(f"supervise: not installed: {', '.join(missing)} "
