@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,8 +16,24 @@
 
 #include "exit-status.h"
 #include "log.h"
+#include "settings.h"
 
-void children_fork(const LaunchPlan *base, bool detach, Child *c)
+/* In the child: waits until the parent opens the gate (one byte per
+ * child).  End of file means the parent gave up or died: do not start. */
+static bool pass_gate(const int gate[2])
+{
+  char go;
+  ssize_t n;
+
+  close(gate[1]);
+  do
+    n = read(gate[0], &go, 1);
+  while (n < 0 && errno == EINTR);
+  close(gate[0]);
+  return n == 1;
+}
+
+void children_fork(const LaunchPlan *base, bool detach, const int gate[2], Child *c)
 {
   int pipefd[2];
 
@@ -32,6 +49,8 @@ void children_fork(const LaunchPlan *base, bool detach, Child *c)
     LaunchPlan lp = *base;
     LaunchFailure f;
     close(pipefd[0]);
+    if (gate && !pass_gate(gate))
+      _exit(EXIT_STATUS_CHILD_FAILED);
     lp.new_session = detach;
     lp.stdio_to_null = detach;
     launch_exec(&lp, &f);
@@ -49,12 +68,10 @@ void children_fork(const LaunchPlan *base, bool detach, Child *c)
   c->state = CHILD_STARTING;
 }
 
-void children_await_exec(Child *c)
+/* n: what the read of the status pipe returned; 0 (end of file) means
+ * the child reached exec. */
+static void take_exec_status(Child *c, ssize_t n)
 {
-  ssize_t n;
-  do
-    n = read(c->status_fd, &c->failure, sizeof c->failure);
-  while (n < 0 && errno == EINTR);
   close(c->status_fd);
   c->status_fd = -1;
   if (n == 0) {
@@ -68,6 +85,51 @@ void children_await_exec(Child *c)
   c->state = CHILD_FAILED;
   while (waitpid(c->pid, &c->wait_status, 0) < 0 && errno == EINTR)
     ;
+}
+
+void children_await_exec(Child *c)
+{
+  ssize_t n;
+  do
+    n = read(c->status_fd, &c->failure, sizeof c->failure);
+  while (n < 0 && errno == EINTR);
+  take_exec_status(c, n);
+}
+
+/* Waits for all starting children at once: whichever reaches exec first is
+ * taken first, so the parent wakes up once for many children instead of
+ * once for each in turn. */
+static void await_all_exec(Child *children, int count)
+{
+  g_autofree struct pollfd *fds = g_new(struct pollfd, count);
+  g_autofree int *which = g_new(int, count);
+  int waiting = 0;
+
+  for (int i = 0; i < count; i++)
+    if (children[i].state == CHILD_STARTING) {
+      fds[waiting] = (struct pollfd) { .fd = children[i].status_fd, .events = POLLIN };
+      which[waiting++] = i;
+    }
+  while (waiting > 0) {
+    if (poll(fds, (nfds_t) waiting, -1) < 0) {
+      if (errno == EINTR)
+        continue;
+      /* Cannot happen with valid fds; fall back to one at a time. */
+      for (int j = 0; j < waiting; j++)
+        children_await_exec(&children[which[j]]);
+      return;
+    }
+    for (int j = 0; j < waiting;) {
+      if (fds[j].revents == 0) {
+        j++;
+        continue;
+      }
+      children_await_exec(&children[which[j]]);
+      waiting--;
+      fds[j] = fds[waiting];
+      which[j] = which[waiting];
+    }
+  }
 }
 
 static gint64 now_ms(void)
@@ -151,11 +213,52 @@ void children_report_failure(const LaunchPlan *plan, const Child *c)
   }
 }
 
+/* Lets every child waiting at the gate go on.  count <= PIPE_BUF, so the
+ * write is atomic: either all children go on or none does. */
+static bool open_gate(int gate_w, int count)
+{
+  char go[SETTINGS_MAX_CHILDREN];
+  ssize_t n;
+
+  memset(go, 'g', (size_t) count);
+  do
+    n = write(gate_w, go, (size_t) count);
+  while (n < 0 && errno == EINTR);
+  close(gate_w);
+  return n == count;
+}
+
+/* A fork failed: the children forked so far wait at the gate and have not
+ * started anything.  Closing the gate makes them exit; reap them. */
+static void abandon_at_gate(int gate_w, Child *children, int started)
+{
+  if (gate_w >= 0)
+    close(gate_w);
+  for (int i = 0; i < started; i++) {
+    Child *c = &children[i];
+    if (c->pid > 0)
+      while (waitpid(c->pid, &c->wait_status, 0) < 0 && errno == EINTR)
+        ;
+    if (c->status_fd >= 0)
+      close(c->status_fd);
+  }
+}
+
 int children_start(const LaunchPlan *plan, int count, PidFile *pid_file)
 {
   g_autofree Child *children = g_new0(Child, count);
   sigset_t chld, old;
-  int started = 0, failed = 0;
+  int gate[2];
+  int started, failed = 0;
+
+  g_assert(count > 0 && count <= SETTINGS_MAX_CHILDREN);
+  /* The children are all forked first and wait at a gate: forking is not
+   * slowed down by the applications already starting up, and if a fork
+   * fails, no application has been started. */
+  if (pipe2(gate, O_CLOEXEC) < 0) {
+    log_error("cannot start children: pipe: %s", g_strerror(errno));
+    return EXIT_STATUS_CHILD_FAILED;
+  }
 
   /* SIGCHLD is taken with sigtimedwait(); each child resets its mask.  An
    * inherited SIG_IGN would make the kernel reap children behind our back. */
@@ -167,38 +270,50 @@ int children_start(const LaunchPlan *plan, int count, PidFile *pid_file)
   fflush(NULL);
   gint64 first_fork_ms = now_ms();
   for (started = 0; started < count; started++) {
-    children_fork(plan, true, &children[started]);
-    if (children[started].pid < 0) {
-      started++;
-      break;
+    Child *c = &children[started];
+    children_fork(plan, true, gate, c);
+    if (c->pid < 0) {
+      close(gate[0]);
+      abandon_at_gate(gate[1], children, started);
+      log_error("cannot start child %d of %d: %s; no child was started", started + 1, count,
+                g_strerror(c->failure.err));
+      sigprocmask(SIG_SETMASK, &old, NULL);
+      return EXIT_STATUS_CHILD_FAILED;
     }
   }
-  for (int i = 0; i < started; i++)
-    if (children[i].state == CHILD_STARTING)
-      children_await_exec(&children[i]);
-  watch_grace_period(children, started, &chld, first_fork_ms);
+  close(gate[0]);
+  if (!open_gate(gate[1], count)) {
+    int err = errno;
+    abandon_at_gate(-1, children, count);
+    log_error("cannot start children: write to their start pipe: %s; no child was started",
+              g_strerror(err));
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    return EXIT_STATUS_CHILD_FAILED;
+  }
 
-  for (int i = 0; i < started; i++)
+  await_all_exec(children, count);
+  watch_grace_period(children, count, &chld, first_fork_ms);
+
+  for (int i = 0; i < count; i++)
     failed += children[i].state != CHILD_RUNNING;
-  failed += count - started;
 
   if (failed > 0) {
-    for (int i = 0; i < started; i++)
+    for (int i = 0; i < count; i++)
       if (children[i].state != CHILD_RUNNING)
         children_report_failure(plan, &children[i]);
-    stop_running(children, started);
+    stop_running(children, count);
     log_error("%d of %d children failed to start; stopped the others", failed, count);
     sigprocmask(SIG_SETMASK, &old, NULL);
     return EXIT_STATUS_CHILD_FAILED;
   }
 
-  g_autofree pid_t *pids = g_new(pid_t, started);
-  for (int i = 0; i < started; i++) {
+  g_autofree pid_t *pids = g_new(pid_t, count);
+  for (int i = 0; i < count; i++) {
     printf("spawn-fcgi: child spawned successfully: PID: %d\n", (int) children[i].pid);
     pids[i] = children[i].pid;
   }
   fflush(stdout);
-  pid_file_write(pid_file, pids, (size_t) started);
+  pid_file_write(pid_file, pids, (size_t) count);
   sigprocmask(SIG_SETMASK, &old, NULL);
   return EXIT_STATUS_OK;
 }

@@ -2,6 +2,9 @@
  * each through launch_exec(), checks every one of them, reports, writes the
  * PID file and returns (spawn-fcgi then exits; the children stay).
  *
+ * All children are forked before any of them goes on (they wait at a
+ * gate), so a failed fork leaves nothing started.
+ *
  * Every child is checked: it must reach exec (a close-on-exec pipe reports
  * the failure of any earlier step), and then still be alive at the end of
  * one common grace period that runs while the children start.  If any child fails, the others are
@@ -30,8 +33,10 @@ typedef struct {
 } Child;
 
 /* Forks one child that runs launch_exec(plan).  detach: new session and
- * stdout/stderr on /dev/null (fork mode, as spawn-fcgi 1.6). */
-void children_fork(const LaunchPlan *plan, bool detach, Child *child);
+ * stdout/stderr on /dev/null (fork mode, as spawn-fcgi 1.6).  gate: NULL,
+ * or a close-on-exec pipe: the child first waits for one byte from it and
+ * exits without starting anything at end of file. */
+void children_fork(const LaunchPlan *plan, bool detach, const int gate[2], Child *child);
 
 /* Waits until the child reached exec (RUNNING) or reported the step that
  * failed (FAILED, then reaped). */

@@ -107,7 +107,7 @@ static pid_t spawn_child(const Supervisor *sv)
 {
   Child c;
 
-  children_fork(sv->plan, false, &c);
+  children_fork(sv->plan, false, NULL, &c);
   if (c.state == CHILD_STARTING)
     children_await_exec(&c);
   if (c.state != CHILD_RUNNING) {

@@ -566,6 +566,39 @@ def test_pre_existing_pid_file_is_left_alone(spawn, app, world, case, mode):
 
 
 # ---------------------------------------------------------------------------
+# a fork that fails after others succeeded
+
+
+def test_fork_failing_midway_starts_nothing(spawn, app, world):
+    """-F 4 and the third fork fails.  The two children forked before it
+    wait at the start gate, so no application process ever runs, and the
+    socket and PID file are gone."""
+    case = Case("clone-third", "clone,clone3", "cannot start child 3 of 4",
+                {"fork": CHILD_FAILED}, opts=("-F", "4"), modes=("fork",),
+                process="main", error="EAGAIN")
+    args = base_args(world, case, "fork", None)
+    first = calibrate(spawn, world, case, args, app)
+    harness.kill_tree()
+    for p in (world.sock, world.pid_file, world.marker):
+        if os.path.lexists(p):
+            os.unlink(p)
+    world.take_snapshot()
+    # The main process makes no other clone between its forks.
+    spec = f"inject=clone,clone3:error=EAGAIN:when={first + 2}"
+    prefix = [STRACE, "-f", "-qq", "-o", "/dev/null",
+              "-e", "trace=clone,clone3", "-e", spec, "--"]
+    s = spawn.start(*args, "--", app, "--marker", world.marker,
+                    extra_env=NO_LSAN, wrap=strace_wrap(world, prefix))
+    r = finish(s, world, spec)
+    assert r.returncode == CHILD_FAILED, r
+    assert [line for line in r.stderr_lines if "warning" not in line] == [
+        "spawn-fcgi: cannot start child 3 of 4: Resource temporarily "
+        "unavailable; no child was started"], r
+    assert_not_started(r, world, app)
+    assert world.leftovers(r) == set(), r
+
+
+# ---------------------------------------------------------------------------
 # a fallback that must still close everything
 
 
