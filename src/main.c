@@ -24,6 +24,7 @@
 #include "settings.h"
 #include "sockets.h"
 #include "supervisor.h"
+#include "systemd.h"
 
 /* Make sure fds 0-2 are open, so no socket or file of ours lands there by
  * accident. */
@@ -83,6 +84,9 @@ static int run(Plan *plan)
     log_error("cannot open /dev/null: %s", g_strerror(errno));
     return EXIT_STATUS_PRIVILEGE;
   }
+  /* The supervisor talks to systemd after a chroot: load libsystemd now. */
+  if (s->supervise && !systemd_load_for_notify(&error))
+    return fail(error);
   if (s->pid_file && !pid_file_open(&pid_file, s->pid_file, &error))
     return fail(error);
   if ((listen_fd = acquire_socket_and_root(plan, &error)) < 0) {

@@ -201,7 +201,10 @@ static gboolean plan_socket(const Settings *s, Plan *p, GError **error)
   }
   if (s->port != 0)
     return socket_plan_tcp(sp, s->address, s->port, error);
-  if (socket_stdin_is_listening()) {
+  int on_stdin = socket_stdin_is_listening(error);
+  if (on_stdin < 0)
+    return FALSE;
+  if (on_stdin) {
     sp->source = SOCKET_SOURCE_STDIN;
     return TRUE;
   }

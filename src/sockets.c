@@ -12,8 +12,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <systemd/sd-daemon.h>
+#include <systemd/sd-daemon.h>  /* SD_LISTEN_FDS_START */
 #include <unistd.h>
+
+#include "systemd.h"
 
 G_DEFINE_QUARK(spawn-fcgi-socket-error, socket_error)
 
@@ -119,14 +121,25 @@ gboolean socket_plan_unix(SocketPlan *plan, const char *path, GError **error)
   return TRUE;
 }
 
+/* libsystemd's errors are about the socket source. */
+static gboolean as_socket_error(GError **error, const GError *why)
+{
+  g_set_error_literal(error, SOCKET_ERROR, SOCKET_ERROR_FAILED, why->message);
+  return FALSE;
+}
+
 /* A passed or inherited fd must be a listening stream socket: a connected
  * socket (Accept=yes) would make libfcgi fall back to plain CGI. */
 static gboolean check_listening(int fd, const char *what, GError **error)
 {
   int accepting = 0;
   socklen_t len = sizeof accepting;
+  g_autoptr(GError) local = NULL;
+  int is_socket = systemd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, -1, &local);
 
-  if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, -1) <= 0) {
+  if (is_socket < 0)
+    return as_socket_error(error, local);
+  if (is_socket == 0) {
     g_set_error(error, SOCKET_ERROR, SOCKET_ERROR_FAILED,
                 "%s is not a stream socket", what);
     return FALSE;
@@ -155,16 +168,13 @@ gboolean socket_plan_passed(SocketPlan *plan, const char *fd_name, bool *found,
                             GError **error)
 {
   g_auto(GStrv) names = NULL;
+  g_autoptr(GError) local = NULL;
   int n, chosen = -1;
 
   *found = false;
-  n = sd_listen_fds_with_names(1, &names);
-  if (n < 0) {
-    g_set_error(error, SOCKET_ERROR, SOCKET_ERROR_FAILED,
-                "invalid socket activation variables (LISTEN_FDS, LISTEN_FDNAMES): %s",
-                g_strerror(-n));
-    return FALSE;
-  }
+  n = systemd_listen_fds_with_names(&names, &local);
+  if (n < 0)
+    return as_socket_error(error, local);
   if (n == 0) {
     if (fd_name != NULL) {
       g_set_error(error, SOCKET_ERROR, SOCKET_ERROR_INVALID,
@@ -214,11 +224,16 @@ gboolean socket_plan_passed(SocketPlan *plan, const char *fd_name, bool *found,
   return TRUE;
 }
 
-bool socket_stdin_is_listening(void)
+int socket_stdin_is_listening(GError **error)
 {
   int accepting = 0;
   socklen_t len = sizeof accepting;
-  return sd_is_socket(STDIN_FILENO, AF_UNSPEC, SOCK_STREAM, -1) > 0 &&
+  g_autoptr(GError) local = NULL;
+  int is_socket = systemd_is_socket(STDIN_FILENO, AF_UNSPEC, SOCK_STREAM, -1, &local);
+
+  if (is_socket < 0)
+    return as_socket_error(error, local) ? 0 : -1;
+  return is_socket > 0 &&
          getsockopt(STDIN_FILENO, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) == 0 &&
          accepting;
 }

@@ -70,8 +70,9 @@ gboolean socket_plan_unix(SocketPlan *plan, const char *path, GError **error);
 gboolean socket_plan_passed(SocketPlan *plan, const char *fd_name, bool *found,
                             GError **error);
 
-/* TRUE if fd 0 is a listening stream socket. */
-bool socket_stdin_is_listening(void);
+/* 1 if fd 0 is a listening stream socket, 0 if not, -1 with error when
+ * that cannot be checked (libsystemd cannot be loaded). */
+int socket_stdin_is_listening(GError **error);
 
 /* Creates (unix, TCP) or adopts (passed, stdin) the socket.  Returns a
  * close-on-exec fd, or -1 with error. */

@@ -11,13 +11,13 @@
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
-#include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "children.h"
 #include "exit-status.h"
 #include "log.h"
+#include "systemd.h"
 
 typedef struct {
   pid_t pid;                /* running child of this slot, or -1 */
@@ -62,7 +62,7 @@ static int running_count(const Supervisor *sv)
 
 static void notify_status(const Supervisor *sv)
 {
-  sd_notifyf(0, "STATUS=%d of %d children running, %" G_GUINT64_FORMAT " restarts%s",
+  systemd_notifyf("STATUS=%d of %d children running, %" G_GUINT64_FORMAT " restarts%s",
              running_count(sv), sv->cfg->count, sv->restarts,
              sv->stopping ? ", stopping" : sv->reloading ? ", reloading" : "");
 }
@@ -149,7 +149,7 @@ static void begin_stop(Supervisor *sv)
   sv->reloading = false;
   for (int i = 0; i < sv->cfg->count; i++)
     sv->slots[i].restart_at_ms = 0;
-  sd_notify(0, "STOPPING=1");
+  systemd_notify("STOPPING=1");
   notify_status(sv);
   signal_all(sv, sv->cfg->stop_signal);
   sv->stop_deadline_ms = now_ms() + sv->cfg->stop_timeout_ms;
@@ -177,7 +177,7 @@ static bool on_probation(const Supervisor *sv)
 
 static void begin_reload(Supervisor *sv)
 {
-  sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%" G_GINT64_FORMAT, g_get_monotonic_time());
+  systemd_notifyf("RELOADING=1\nMONOTONIC_USEC=%" G_GINT64_FORMAT, g_get_monotonic_time());
   sv->reloading = true;
   for (int i = 0; i < sv->cfg->count; i++)
     sv->slots[i].replace = true;
@@ -202,7 +202,7 @@ static void reload_step(Supervisor *sv)
       more |= sv->slots[i].replace;
   } while (more);
   sv->reloading = false;
-  sd_notify(0, "READY=1");
+  systemd_notify("READY=1");
   notify_status(sv);
 }
 
@@ -408,7 +408,7 @@ static void on_timer(Supervisor *sv)
     }
   }
   if (sv->watchdog_usec && now >= sv->watchdog_next_ms) {
-    sd_notify(0, "WATCHDOG=1");
+    systemd_notify("WATCHDOG=1");
     sv->watchdog_next_ms = now + MAX(1, (gint64) (sv->watchdog_usec / 2000));
   }
 }
@@ -481,7 +481,7 @@ int supervisor_run(const LaunchPlan *plan, const SupervisorConfig *cfg,
     g_free(sv.slots);
     return EXIT_STATUS_PRIVILEGE;
   }
-  if (sd_watchdog_enabled(0, &sv.watchdog_usec) <= 0)
+  if (systemd_watchdog_enabled(&sv.watchdog_usec) <= 0)
     sv.watchdog_usec = 0;
   sv.watchdog_next_ms = now_ms();
 
@@ -491,7 +491,7 @@ int supervisor_run(const LaunchPlan *plan, const SupervisorConfig *cfg,
     start_slot(&sv, &sv.slots[i]);
   }
   if (!sv.stopping) {
-    sd_notifyf(0, "READY=1\nMAINPID=%d", (int) getpid());
+    systemd_notifyf("READY=1\nMAINPID=%d", (int) getpid());
     notify_status(&sv);
     log_notice("supervising %d children (%d running)", cfg->count, running_count(&sv));
   }

@@ -1,4 +1,4 @@
-// fuzz-sources: sockets.c
+// fuzz-sources: sockets.c systemd.c
 // fuzz-packages: glib-2.0 libsystemd
 /* fuzz-address: libFuzzer target for the address parsing of sockets.c:
  * socket_plan_tcp() (TCP address and port) and socket_plan_unix() (path).

@@ -252,3 +252,34 @@ def test_config_socket_is_the_fallback_without_a_warning(spawn_fcgi_bin, app, pr
     proc.proc.terminate()
     proc.wait()
     assert "ignored" not in proc.stderr, proc.stderr
+
+
+def test_listen_fds_without_loadable_libsystemd_refused(spawn_fcgi_bin, app, procs,
+                                                        sock, marker, tmp):
+    """Passed sockets need libsystemd (loaded on demand): if it cannot be
+    loaded, the start fails with the reason, and nothing is started."""
+    lib = tmp / "broken-lib"
+    lib.mkdir()
+    (lib / "libsystemd.so.0").write_text("not a shared object\n")
+    cmd = ["/bin/sh", "-c", 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$@"', "sh",
+           spawn_fcgi_bin, "-n", "-s", sock, "--", app, "--marker", marker]
+    r = procs.run(cmd, env=harness.base_env(LD_LIBRARY_PATH=lib),
+                  timeout=harness.ERROR_TIMEOUT, pass_fds=())
+    assert r.returncode == 4, r
+    assert r.stderr.startswith("spawn-fcgi: cannot load libsystemd.so.0: "), r
+    assert len(r.stderr.splitlines()) == 1, r
+    assert not marker.exists()
+    assert not sock.exists()
+
+
+def test_no_libsystemd_needed_for_an_own_socket(spawn, app, sock, tmp):
+    """Without LISTEN_* an own socket works even if libsystemd cannot be
+    loaded: it is never opened."""
+    lib = tmp / "broken-lib"
+    lib.mkdir()
+    (lib / "libsystemd.so.0").write_text("not a shared object\n")
+    started = spawn.start("-n", "-s", sock, "--", app,
+                          extra_env={"LD_LIBRARY_PATH": lib})
+    state = query_state(sock)
+    assert_clean_state(state)
+    assert started.poll() is None

@@ -996,3 +996,49 @@ def test_failed_start_during_reload_never_touches_the_old_child(spawn, sock, tmp
     assert terminate(sv) == 0, sv.describe()
     assert recorder.of(old[0]) == ["ready", "TERM"], recorder.events()
     assert "killing them" not in sv.stderr, sv.describe()
+
+
+# ---------------------------------------------------------------------------
+# libsystemd, loaded only when systemd talks to the supervisor
+
+
+def libsystemd_mapped(pid):
+    with open(f"/proc/{pid}/maps") as f:
+        return "/libsystemd.so" in f.read()
+
+
+def broken_libsystemd(tmp):
+    """A directory for LD_LIBRARY_PATH whose libsystemd.so.0 is no library."""
+    d = tmp / "broken-lib"
+    d.mkdir()
+    (d / "libsystemd.so.0").write_text("not a shared object\n")
+    return str(d)
+
+
+def test_libsystemd_is_loaded_only_for_notify(spawn, app, sock, notify):
+    sv = supervise(spawn, sock, 1, [app])
+    wait_children(sv, app, 1)
+    assert not libsystemd_mapped(sv.pid), "libsystemd mapped without NOTIFY_SOCKET"
+    assert terminate(sv) == 0
+    sv = supervise(spawn, sock, 1, [app], notify=notify)
+    notify.wait_for("READY", "1", proc=sv)
+    assert libsystemd_mapped(sv.pid), "NOTIFY_SOCKET set, but libsystemd not mapped"
+    assert terminate(sv) == 0
+
+
+@pytest.mark.parametrize("var", ["NOTIFY_SOCKET", "WATCHDOG_USEC"])
+def test_notify_without_loadable_libsystemd_starts_nothing(spawn, app, sock, tmp,
+                                                          marker, notify, var):
+    pid_file = tmp / "sv.pid"
+    value = notify.path if var == "NOTIFY_SOCKET" else "1000000"
+    r = spawn.run_error("-w", "-F", 2, "-s", sock, "-P", pid_file, "--", app,
+                        "--marker", marker,
+                        extra_env={var: value, "LD_LIBRARY_PATH": broken_libsystemd(tmp)})
+    assert r.returncode == 5, r
+    errors = [line for line in r.stderr_lines if "warning" not in line]
+    assert len(errors) == 1, r
+    assert errors[0].startswith(
+        f"spawn-fcgi: {var} is set, but cannot load libsystemd.so.0: "), r
+    assert not marker.exists(), r
+    assert not sock.exists() and not pid_file.exists(), r
+    assert notify.collect() == [], r
