@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -213,9 +214,12 @@ void children_report_failure(const LaunchPlan *plan, const Child *c)
   }
 }
 
-/* Lets every child waiting at the gate go on.  count <= PIPE_BUF, so the
- * write is atomic: either all children go on or none does. */
-static bool open_gate(int gate_w, int count)
+/* Lets every child waiting at the gate go on; returns 0 or an errno.
+ * count <= PIPE_BUF, so the write is atomic: either all children go on or
+ * none does. */
+G_STATIC_ASSERT(SETTINGS_MAX_CHILDREN <= PIPE_BUF);
+
+static int open_gate(int gate_w, int count)
 {
   char go[SETTINGS_MAX_CHILDREN];
   ssize_t n;
@@ -224,8 +228,9 @@ static bool open_gate(int gate_w, int count)
   do
     n = write(gate_w, go, (size_t) count);
   while (n < 0 && errno == EINTR);
+  int err = n == count ? 0 : n < 0 ? errno : EIO;
   close(gate_w);
-  return n == count;
+  return err;
 }
 
 /* A fork failed: the children forked so far wait at the gate and have not
@@ -281,9 +286,11 @@ int children_start(const LaunchPlan *plan, int count, PidFile *pid_file)
       return EXIT_STATUS_CHILD_FAILED;
     }
   }
+  /* Our read end stays open during the write: with every child gone, the
+   * write must not raise SIGPIPE. */
+  int err = open_gate(gate[1], count);
   close(gate[0]);
-  if (!open_gate(gate[1], count)) {
-    int err = errno;
+  if (err != 0) {
     abandon_at_gate(-1, children, count);
     log_error("cannot start children: write to their start pipe: %s; no child was started",
               g_strerror(err));
