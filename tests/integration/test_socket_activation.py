@@ -280,6 +280,7 @@ def test_no_libsystemd_needed_for_an_own_socket(spawn, app, sock, tmp):
     (lib / "libsystemd.so.0").write_text("not a shared object\n")
     started = spawn.start("-n", "-s", sock, "--", app,
                           extra_env={"LD_LIBRARY_PATH": lib})
+    harness.wait_for_socket(sock, proc=started)
     state = query_state(sock)
     assert_clean_state(state)
     assert started.poll() is None
