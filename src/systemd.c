@@ -81,7 +81,8 @@ int systemd_is_socket(int fd, int family, int type, int listening, GError **erro
 {
   if (!systemd_load(error))
     return -1;
-  return lib.is_socket(fd, family, type, listening);
+  /* An fd that cannot even be checked is no usable socket either. */
+  return MAX(lib.is_socket(fd, family, type, listening), 0);
 }
 
 gboolean systemd_load_for_notify(GError **error)

@@ -28,7 +28,8 @@ gboolean systemd_load(GError **error);
  * or the variables are invalid (the message names them). */
 int systemd_listen_fds_with_names(char ***names, GError **error);
 
-/* sd_is_socket(); -1 with error when libsystemd cannot be loaded. */
+/* sd_is_socket(), with its errors (fstat, getsockopt) as 0: not a usable
+ * socket; -1 with error only when libsystemd cannot be loaded. */
 int systemd_is_socket(int fd, int family, int type, int listening, GError **error);
 
 /* For the supervisor, before any chroot: loads libsystemd if
