@@ -51,7 +51,7 @@ IDLE_CHILDREN = 8
 RESPAWN_TARGET_MS = 50.0
 THROUGHPUT_RANGE = (0.95, 1.05)
 
-FULL = {"reloads": 5, "reload_every": 1.0, "respawn_samples": 20, "idle": 10.0,
+FULL = {"reloads": 5, "reload_every": 1.0, "respawn_samples": 30, "idle": 10.0,
         "pairs": 8, "load": 2.0}
 QUICK = {"reloads": 2, "reload_every": 0.4, "respawn_samples": 2, "idle": 1.0,
          "pairs": 1, "load": 1.0}
