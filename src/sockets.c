@@ -226,13 +226,21 @@ gboolean socket_plan_passed(SocketPlan *plan, const char *fd_name, bool *found,
 
 int socket_stdin_is_listening(GError **error)
 {
+  struct stat st;
   int accepting = 0;
   socklen_t len = sizeof accepting;
   g_autoptr(GError) local = NULL;
-  int is_socket = systemd_is_socket(STDIN_FILENO, AF_UNSPEC, SOCK_STREAM, -1, &local);
 
-  if (is_socket < 0)
-    return as_socket_error(error, local) ? 0 : -1;
+  /* Most often fd 0 is no socket at all (the socket was forgotten): that
+   * needs no libsystemd. */
+  if (fstat(STDIN_FILENO, &st) < 0 || !S_ISSOCK(st.st_mode))
+    return 0;
+  int is_socket = systemd_is_socket(STDIN_FILENO, AF_UNSPEC, SOCK_STREAM, -1, &local);
+  if (is_socket < 0) {
+    g_set_error(error, SOCKET_ERROR, SOCKET_ERROR_FAILED, "fd 0 is a socket, but %s",
+                local->message);
+    return -1;
+  }
   return is_socket > 0 &&
          getsockopt(STDIN_FILENO, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) == 0 &&
          accepting;

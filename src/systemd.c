@@ -63,10 +63,15 @@ int systemd_listen_fds_with_names(char ***names, GError **error)
 {
   *names = NULL;
   /* With none of them set, libsystemd would return 0 and unset nothing. */
-  if (!getenv("LISTEN_PID") && !getenv("LISTEN_FDS") && !getenv("LISTEN_FDNAMES"))
+  const char *var = getenv("LISTEN_FDS") ? "LISTEN_FDS"
+                    : getenv("LISTEN_PID") ? "LISTEN_PID"
+                    : getenv("LISTEN_FDNAMES") ? "LISTEN_FDNAMES" : NULL;
+  if (var == NULL)
     return 0;
-  if (!systemd_load(error))
+  if (!systemd_load(error)) {
+    g_prefix_error(error, "%s is set, but ", var);
     return -1;
+  }
   int n = lib.listen_fds_with_names(1, names);
   if (n < 0) {
     g_set_error(error, SYSTEMD_ERROR, 0,

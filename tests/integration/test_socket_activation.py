@@ -266,7 +266,8 @@ def test_listen_fds_without_loadable_libsystemd_refused(spawn_fcgi_bin, app, pro
     r = procs.run(cmd, env=harness.base_env(LD_LIBRARY_PATH=lib),
                   timeout=harness.ERROR_TIMEOUT, pass_fds=())
     assert r.returncode == 4, r
-    assert r.stderr.startswith("spawn-fcgi: cannot load libsystemd.so.0: "), r
+    assert r.stderr.startswith(
+        "spawn-fcgi: LISTEN_FDS is set, but cannot load libsystemd.so.0: "), r
     assert len(r.stderr.splitlines()) == 1, r
     assert not marker.exists()
     assert not sock.exists()
@@ -284,3 +285,31 @@ def test_no_libsystemd_needed_for_an_own_socket(spawn, app, sock, tmp):
     state = query_state(sock)
     assert_clean_state(state)
     assert started.poll() is None
+
+
+def test_no_socket_is_a_usage_error_even_without_libsystemd(spawn, app, marker, tmp):
+    """fd 0 that is no socket needs no libsystemd: forgetting the socket
+    is the usage error it always is."""
+    lib = tmp / "broken-lib"
+    lib.mkdir()
+    (lib / "libsystemd.so.0").write_text("not a shared object\n")
+    r = spawn.run_error("-n", "--", app, "--marker", marker,
+                        extra_env={"LD_LIBRARY_PATH": lib})
+    assert r.returncode == 2, r
+    assert "no socket: give --socket or --port" in r.stderr, r
+    assert not marker.exists()
+
+
+def test_listening_socket_on_fd0_without_libsystemd_refused(spawn, app, sock, marker,
+                                                            tmp):
+    lib = tmp / "broken-lib"
+    lib.mkdir()
+    (lib / "libsystemd.so.0").write_text("not a shared object\n")
+    listener = inherited_listener(sock)
+    r = spawn.run_error("-n", "--", app, "--marker", marker, stdin=listener.fileno(),
+                        extra_env={"LD_LIBRARY_PATH": lib})
+    listener.close()
+    assert r.returncode == 4, r
+    assert r.stderr.startswith(
+        "spawn-fcgi: fd 0 is a socket, but cannot load libsystemd.so.0: "), r
+    assert not marker.exists()
