@@ -154,12 +154,12 @@ static int reap_early_deaths(Child *children, int n)
 /* One grace period for all children together: a child that exits right
  * after exec (bad configuration, missing library) is caught here. */
 static void watch_grace_period(Child *children, int n, const sigset_t *chld,
-                               gint64 first_fork_ms)
+                               gint64 gate_opened_ms)
 {
   /* The period runs while the children exec: it ends CHILDREN_GRACE_MS after
-   * the first fork, and never less than CHILDREN_GRACE_MIN_MS after the last
-   * child reached exec. */
-  gint64 deadline = MAX(first_fork_ms + CHILDREN_GRACE_MS, now_ms() + CHILDREN_GRACE_MIN_MS);
+   * they were let go, and never less than CHILDREN_GRACE_MIN_MS after the
+   * last child reached exec. */
+  gint64 deadline = MAX(gate_opened_ms + CHILDREN_GRACE_MS, now_ms() + CHILDREN_GRACE_MIN_MS);
   int running = 0;
 
   for (int i = 0; i < n; i++)
@@ -273,7 +273,6 @@ int children_start(const LaunchPlan *plan, int count, PidFile *pid_file)
   sigprocmask(SIG_BLOCK, &chld, &old);
 
   fflush(NULL);
-  gint64 first_fork_ms = now_ms();
   for (started = 0; started < count; started++) {
     Child *c = &children[started];
     children_fork(plan, true, gate, c);
@@ -289,6 +288,7 @@ int children_start(const LaunchPlan *plan, int count, PidFile *pid_file)
   /* Our read end stays open during the write: with every child gone, the
    * write must not raise SIGPIPE. */
   int err = open_gate(gate[1], count);
+  gint64 gate_opened_ms = now_ms();
   close(gate[0]);
   if (err != 0) {
     abandon_at_gate(-1, children, count);
@@ -299,7 +299,7 @@ int children_start(const LaunchPlan *plan, int count, PidFile *pid_file)
   }
 
   await_all_exec(children, count);
-  watch_grace_period(children, count, &chld, first_fork_ms);
+  watch_grace_period(children, count, &chld, gate_opened_ms);
 
   for (int i = 0; i < count; i++)
     failed += children[i].state != CHILD_RUNNING;

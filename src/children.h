@@ -45,7 +45,8 @@ void children_await_exec(Child *child);
 /* Logs why a child is not running. */
 void children_report_failure(const LaunchPlan *plan, const Child *child);
 
-/* A child must still be alive CHILDREN_GRACE_MS after the first fork, and
+/* A child must still be alive CHILDREN_GRACE_MS after the children were
+ * let go (the gate opened), and
  * at least CHILDREN_GRACE_MIN_MS after all children reached exec. */
 #define CHILDREN_GRACE_MS 100
 #define CHILDREN_GRACE_MIN_MS 25
