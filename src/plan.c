@@ -331,6 +331,15 @@ gboolean plan_build(const Settings *s, Plan *p, GError **error)
   if (!plan_socket(s, p, error))
     return FALSE;
 
+  /* libsystemd sends each notification to the NOTIFY_SOCKET path, which a
+   * supervisor inside a chroot cannot reach (an abstract socket it can):
+   * systemd would wait for READY=1 in vain. */
+  const char *notify = g_getenv("NOTIFY_SOCKET");
+  if (s->supervise && s->chroot_dir != NULL && notify != NULL && notify[0] == '/')
+    return refuse(error, EXIT_STATUS_USAGE,
+                  "--supervise with --chroot cannot notify systemd: NOTIFY_SOCKET %s "
+                  "is not reachable inside the chroot", notify);
+
   /* Inside a chroot the path is checked after entering it. */
   if (s->chroot_dir != NULL)
     p->exec_path = g_strdup(s->argv[0]);

@@ -1042,3 +1042,24 @@ def test_notify_without_loadable_libsystemd_starts_nothing(spawn, app, sock, tmp
     assert not marker.exists(), r
     assert not sock.exists() and not pid_file.exists(), r
     assert notify.collect() == [], r
+
+
+def test_chroot_with_notify_socket_path_refused(spawn, app, sock, tmp, marker,
+                                                notify):
+    """libsystemd sends every notification to the NOTIFY_SOCKET path, which
+    is not reachable inside the chroot: refused before anything starts,
+    instead of systemd waiting for READY=1 in vain."""
+    if os.geteuid() != 0:
+        pytest.skip("--chroot needs root")
+    root = tmp / "root"
+    root.mkdir()
+    r = spawn.run_error("-w", "-c", root, "-s", "/app.sock", "--", app,
+                        "--marker", marker,
+                        extra_env={"NOTIFY_SOCKET": notify.path})
+    assert r.returncode == 2, r
+    errors = [line for line in r.stderr_lines if "warning" not in line]
+    assert errors == [f"spawn-fcgi: --supervise with --chroot cannot notify systemd: "
+                      f"NOTIFY_SOCKET {notify.path} is not reachable inside the chroot"], r
+    assert not marker.exists()
+    assert os.listdir(root) == [], r
+    assert notify.collect() == [], r
