@@ -904,3 +904,12 @@ def assert_one_error_line(result, *needles):
     for n in needles:
         assert n.lower() in line.lower(), f"{n!r} not in error\n{result}"
     return line
+
+
+def broken_libsystemd(tmp):
+    """A directory for LD_LIBRARY_PATH whose libsystemd.so.0 is no library:
+    spawn-fcgi, which opens libsystemd only when it needs it, then cannot."""
+    d = tmp / "broken-lib"
+    d.mkdir(exist_ok=True)
+    (d / "libsystemd.so.0").write_text("not a shared object\n")
+    return str(d)

@@ -258,9 +258,7 @@ def test_listen_fds_without_loadable_libsystemd_refused(spawn_fcgi_bin, app, pro
                                                         sock, marker, tmp):
     """Passed sockets need libsystemd (loaded on demand): if it cannot be
     loaded, the start fails with the reason, and nothing is started."""
-    lib = tmp / "broken-lib"
-    lib.mkdir()
-    (lib / "libsystemd.so.0").write_text("not a shared object\n")
+    lib = harness.broken_libsystemd(tmp)
     cmd = ["/bin/sh", "-c", 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$@"', "sh",
            spawn_fcgi_bin, "-n", "-s", sock, "--", app, "--marker", marker]
     r = procs.run(cmd, env=harness.base_env(LD_LIBRARY_PATH=lib),
@@ -276,9 +274,7 @@ def test_listen_fds_without_loadable_libsystemd_refused(spawn_fcgi_bin, app, pro
 def test_no_libsystemd_needed_for_an_own_socket(spawn, app, sock, tmp):
     """Without LISTEN_* an own socket works even if libsystemd cannot be
     loaded: it is never opened."""
-    lib = tmp / "broken-lib"
-    lib.mkdir()
-    (lib / "libsystemd.so.0").write_text("not a shared object\n")
+    lib = harness.broken_libsystemd(tmp)
     started = spawn.start("-n", "-s", sock, "--", app,
                           extra_env={"LD_LIBRARY_PATH": lib})
     harness.wait_for_socket(sock, proc=started)
@@ -290,9 +286,7 @@ def test_no_libsystemd_needed_for_an_own_socket(spawn, app, sock, tmp):
 def test_no_socket_is_a_usage_error_even_without_libsystemd(spawn, app, marker, tmp):
     """fd 0 that is no socket needs no libsystemd: forgetting the socket
     is the usage error it always is."""
-    lib = tmp / "broken-lib"
-    lib.mkdir()
-    (lib / "libsystemd.so.0").write_text("not a shared object\n")
+    lib = harness.broken_libsystemd(tmp)
     r = spawn.run_error("-n", "--", app, "--marker", marker,
                         extra_env={"LD_LIBRARY_PATH": lib})
     assert r.returncode == 2, r
@@ -302,9 +296,7 @@ def test_no_socket_is_a_usage_error_even_without_libsystemd(spawn, app, marker, 
 
 def test_listening_socket_on_fd0_without_libsystemd_refused(spawn, app, sock, marker,
                                                             tmp):
-    lib = tmp / "broken-lib"
-    lib.mkdir()
-    (lib / "libsystemd.so.0").write_text("not a shared object\n")
+    lib = harness.broken_libsystemd(tmp)
     listener = inherited_listener(sock)
     r = spawn.run_error("-n", "--", app, "--marker", marker, stdin=listener.fileno(),
                         extra_env={"LD_LIBRARY_PATH": lib})

@@ -1007,14 +1007,6 @@ def libsystemd_mapped(pid):
         return "/libsystemd.so" in f.read()
 
 
-def broken_libsystemd(tmp):
-    """A directory for LD_LIBRARY_PATH whose libsystemd.so.0 is no library."""
-    d = tmp / "broken-lib"
-    d.mkdir()
-    (d / "libsystemd.so.0").write_text("not a shared object\n")
-    return str(d)
-
-
 def test_libsystemd_is_loaded_only_for_notify(spawn, app, sock, notify):
     sv = supervise(spawn, sock, 1, [app])
     wait_children(sv, app, 1)
@@ -1033,7 +1025,7 @@ def test_notify_without_loadable_libsystemd_starts_nothing(spawn, app, sock, tmp
     value = notify.path if var == "NOTIFY_SOCKET" else "1000000"
     r = spawn.run_error("-w", "-F", 2, "-s", sock, "-P", pid_file, "--", app,
                         "--marker", marker,
-                        extra_env={var: value, "LD_LIBRARY_PATH": broken_libsystemd(tmp)})
+                        extra_env={var: value, "LD_LIBRARY_PATH": harness.broken_libsystemd(tmp)})
     assert r.returncode == 5, r
     errors = [line for line in r.stderr_lines if "warning" not in line]
     assert len(errors) == 1, r
