@@ -48,6 +48,7 @@ WRK = shutil.which("wrk")
 CONNECTIONS = 64
 CHILDREN = 4
 IDLE_CHILDREN = 8
+IDLE_INSTANCES = 5  # of ours and of multiwatch: VmRSS differs by +-5 % between instances
 RESPAWN_TARGET_MS = 50.0
 THROUGHPUT_RANGE = (0.95, 1.05)
 
@@ -622,33 +623,38 @@ def bench_respawn(ours, mw, cfg, script):
     return res
 
 
-def bench_idle(ours, mw, ours_notify, notify_path, cfg):
-    """Context switches and VmRSS of idle supervisors.  ours_notify is ours
-    with NOTIFY_SOCKET set, as under systemd (libsystemd loaded)."""
+def bench_idle(groups, notify_path, cfg):
+    """Context switches and VmRSS of idle supervisors: groups maps a name to
+    the instances to start (the one named with NOTIFY_SOCKET gets it, as
+    under systemd).  Returns, per name, the worst switch counts and the
+    median VmRSS of its instances."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
         notify.bind(notify_path)
-        tools = {"ours": ours, "multiwatch": mw, "ours, NOTIFY_SOCKET set": ours_notify}
-        for name, t in tools.items():
-            if t is ours_notify:
+        every = [(name, t) for name, ts in groups.items() for t in ts]
+        for name, t in every:
+            if "NOTIFY_SOCKET" in name:
                 t.start(env={"NOTIFY_SOCKET": notify_path})
             else:
                 t.start()
         time.sleep(0.5)
-        pids = {k: t.supervisor for k, t in tools.items()}
-        before = {k: (status_value(p, "voluntary_ctxt_switches"),
-                      status_value(p, "nonvoluntary_ctxt_switches")) for k, p in pids.items()}
+
+        def switches(t):
+            return (status_value(t.supervisor, "voluntary_ctxt_switches"),
+                    status_value(t.supervisor, "nonvoluntary_ctxt_switches"))
+        before = [switches(t) for _, t in every]
         time.sleep(cfg["idle"])
-        res = {}
-        for k, p in pids.items():
-            v = status_value(p, "voluntary_ctxt_switches")
-            nv = status_value(p, "nonvoluntary_ctxt_switches")
-            if None in (v, nv) or None in before[k]:
-                raise Failure(f"{k}: the supervisor is gone")
-            res[k] = {"voluntary": v - before[k][0], "nonvoluntary": nv - before[k][1],
-                      "rss_kb": status_value(p, "VmRSS")}
-        for t in tools.values():
+        per = {name: [] for name in groups}
+        for (name, t), b in zip(every, before):
+            v, nv = switches(t)
+            if None in (v, nv) or None in b:
+                raise Failure(f"{name}: the supervisor is gone")
+            per[name].append((v - b[0], nv - b[1], status_value(t.supervisor, "VmRSS")))
+        for _, t in every:
             t.stop()
-    return res
+    return {name: {"voluntary": max(x[0] for x in rs), "nonvoluntary": max(x[1] for x in rs),
+                   "rss_kb": statistics.median(x[2] for x in rs),
+                   "rss_all": [x[2] for x in rs]}
+            for name, rs in per.items()}
 
 
 def bench_requests(procs, nginx, ours, forked, cfg, workdir):
@@ -778,23 +784,33 @@ def section_respawn(procs, peer, ours_bin, socks, cfg, script):
 
 
 def section_idle(procs, peer, ours_bin, socks, cfg):
-    ours = Ours(procs, ours_bin, socks["ours"], IDLE_CHILDREN)
-    mw = Multiwatch(procs, peer, socks["mw"], IDLE_CHILDREN)
-    ours_notify = Ours(procs, ours_bin, socks["peer"], IDLE_CHILDREN)
-    print(f"-- idle: {IDLE_CHILDREN} php-cgi children, {cfg['idle']:g} s without requests")
-    res = bench_idle(ours, mw, ours_notify, os.path.join(procs.workdir, "notify"), cfg)
-    table = [[k, v["voluntary"], v["nonvoluntary"], f"{v['rss_kb']} kB"] for k, v in res.items()]
-    print_table(table, ["supervisor", "voluntary ctxt switches", "nonvoluntary", "VmRSS"])
+    def sock(kind, i):
+        return f"{socks[kind][:-len('.sock')]}-{i}.sock"
+    groups = {
+        "ours": [Ours(procs, ours_bin, sock("ours", i), IDLE_CHILDREN)
+                 for i in range(IDLE_INSTANCES)],
+        "multiwatch": [Multiwatch(procs, peer, sock("mw", i), IDLE_CHILDREN)
+                       for i in range(IDLE_INSTANCES)],
+        "ours, NOTIFY_SOCKET set": [Ours(procs, ours_bin, socks["peer"], IDLE_CHILDREN)],
+    }
+    print(f"-- idle: {IDLE_CHILDREN} php-cgi children each, {cfg['idle']:g} s without requests; "
+          f"{IDLE_INSTANCES} instances of ours and of multiwatch (median VmRSS)")
+    res = bench_idle(groups, os.path.join(procs.workdir, "notify"), cfg)
+    table = [[k, v["voluntary"], v["nonvoluntary"], f"{v['rss_kb']:.0f} kB",
+              " ".join(f"{x}" for x in v["rss_all"])] for k, v in res.items()]
+    print_table(table, ["supervisor", "voluntary ctxt switches (max)", "nonvoluntary (max)",
+                        "VmRSS (median)", "VmRSS of each (kB)"])
     o, m, n = res["ours"], res["multiwatch"], res["ours, NOTIFY_SOCKET set"]
     return [["supervise", f"idle wakeups in {cfg['idle']:g} s, {IDLE_CHILDREN} children "
              "(peer: multiwatch)", m["voluntary"], o["voluntary"], "-", "ours = 0",
              "yes" if o["voluntary"] == 0 and n["voluntary"] == 0 else "NO"],
-            ["supervise", "supervisor VmRSS (peer: multiwatch)", f"{m['rss_kb']} kB",
-             f"{o['rss_kb']} kB", f"{o['rss_kb'] / m['rss_kb']:.2f}x", "<= 1.00x",
+            ["supervise", "supervisor VmRSS, median of instances (peer: multiwatch)",
+             f"{m['rss_kb']:.0f} kB", f"{o['rss_kb']:.0f} kB",
+             f"{o['rss_kb'] / m['rss_kb']:.2f}x", "<= 1.00x",
              "yes" if o["rss_kb"] <= m["rss_kb"] else "NO"],
             ["supervise", "supervisor VmRSS, ours with NOTIFY_SOCKET (libsystemd loaded)",
-             f"{m['rss_kb']} kB", f"{n['rss_kb']} kB", f"{n['rss_kb'] / m['rss_kb']:.2f}x",
-             "(info)", "-"]]
+             f"{m['rss_kb']:.0f} kB", f"{n['rss_kb']:.0f} kB",
+             f"{n['rss_kb'] / m['rss_kb']:.2f}x", "(info)", "-"]]
 
 
 def section_requests(procs, nginx, peer, ours_bin, socks, cfg, d):
