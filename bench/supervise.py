@@ -591,9 +591,29 @@ def bench_reload(procs, nginx, tools, cfg, workdir):
     return out
 
 
+def replacement_exec_ns(parent, victim, exe, t0, deadline):
+    """Nanoseconds from t0 until a child of parent other than victim runs
+    exe (its exec is done): the spawner's own part of a respawn."""
+    path = f"/proc/{parent}/task/{parent}/children"
+    while True:
+        with open(path) as f:
+            kids = [int(k) for k in f.read().split()]
+        for k in kids:
+            if k == victim:
+                continue
+            try:
+                if os.readlink(f"/proc/{k}/exe") == exe:
+                    return time.perf_counter_ns() - t0
+            except OSError:
+                pass
+        if time.monotonic() > deadline:
+            raise Failure(f"no replacement of {victim} ran {exe} within 10 s")
+
+
 def bench_respawn(ours, mw, cfg, script):
-    """Milliseconds from SIGKILL of the only child to an answer from its
-    replacement; samples of the two tools alternate."""
+    """Per tool, (ms until the replacement runs php-cgi, ms until it
+    answered) from SIGKILL of the only child; samples of the two tools
+    alternate."""
     res = {"ours": [], "multiwatch": []}
     for t in (ours, mw):
         t.start()
@@ -611,13 +631,18 @@ def bench_respawn(ours, mw, cfg, script):
             t0 = time.perf_counter_ns()
             os.kill(victim, signal.SIGKILL)
             deadline = time.monotonic() + 10
+            # The request waits in the socket's backlog until the
+            # replacement accepts it, so sending it once the replacement
+            # runs php-cgi (about 1 ms, against 13 ms of php-cgi start-up)
+            # does not delay the answer.
+            exec_ns = replacement_exec_ns(t.supervisor, victim, t.php, t0, deadline)
             while True:
                 pid = fcgi_hello(t.sock, script)
                 if pid is not None and pid != victim:
                     break
                 if time.monotonic() > deadline:
                     raise Failure(f"{t.label}: no replacement answered within 10 s")
-            res[name].append((time.perf_counter_ns() - t0) / 1e6)
+            res[name].append((exec_ns / 1e6, (time.perf_counter_ns() - t0) / 1e6))
     for t in (ours, mw):
         t.stop()
     return res
@@ -771,16 +796,27 @@ def section_reload(procs, nginx, peer, ours_bin, socks, cfg, d):
 def section_respawn(procs, peer, ours_bin, socks, cfg, script):
     ours = Ours(procs, ours_bin, socks["ours"], 1, extra=("--restart-window", "1"))
     mw = Multiwatch(procs, peer, socks["mw"], 1, extra=("-t", "1000"))
-    print(f"-- respawn: -F 1, SIGKILL the child, FastCGI request until the replacement answers "
-          f"({cfg['respawn_samples']} samples each, alternating)")
+    print(f"-- respawn: -F 1, SIGKILL the child; until the replacement runs php-cgi, then "
+          f"FastCGI requests until it answers ({cfg['respawn_samples']} samples each, "
+          "alternating)")
     res = bench_respawn(ours, mw, cfg, script)
-    table = [[name, len(v), _ms(statistics.median(v)), _ms(min(v)), _ms(max(v))]
-             for name, v in res.items()]
-    print_table(table, ["tool", "samples", "median", "min", "max"])
-    o, m = statistics.median(res["ours"]), statistics.median(res["multiwatch"])
+    table = []
+    for name, v in res.items():
+        execs, answers = [x[0] for x in v], [x[1] for x in v]
+        table.append([name, len(v), _ms(statistics.median(execs)),
+                      _ms(statistics.median(answers)), _ms(min(answers)), _ms(max(answers))])
+    print_table(table, ["tool", "samples", "php-cgi runs (median)", "answered (median)",
+                        "answered min", "answered max"])
+
+    def med(name, i):
+        return statistics.median(x[i] for x in res[name])
+    o, m = med("ours", 1), med("multiwatch", 1)
+    oe, me = med("ours", 0), med("multiwatch", 0)
     met = o <= m and o < RESPAWN_TARGET_MS
     return [["supervise", "respawn until answered, median (peer: multiwatch)", _ms(m), _ms(o),
-             f"{o / m:.2f}x", f"<= 1.00x, < {RESPAWN_TARGET_MS:g} ms", "yes" if met else "NO"]]
+             f"{o / m:.2f}x", f"<= 1.00x, < {RESPAWN_TARGET_MS:g} ms", "yes" if met else "NO"],
+            ["supervise", "respawn until the replacement runs php-cgi (the spawner's part)",
+             _ms(me), _ms(oe), f"{oe / me:.2f}x", "(info)", "-"]]
 
 
 def section_idle(procs, peer, ours_bin, socks, cfg):
