@@ -45,6 +45,8 @@ gboolean systemd_load(GError **error)
       lib.is_socket = symbol(handle, "sd_is_socket");
       lib.notify = symbol(handle, "sd_notify");
       lib.watchdog_enabled = symbol(handle, "sd_watchdog_enabled");
+      if (lib.error != NULL)
+        dlclose(handle);
     }
   }
   if (lib.error != NULL) {
