@@ -46,6 +46,7 @@ void children_fork(const LaunchPlan *base, bool detach, const int gate[2], Child
     return;
   }
   c->pid = fork();
+  int fork_errno = errno;
   if (c->pid == 0) {
     LaunchPlan lp = *base;
     LaunchFailure f;
@@ -61,7 +62,7 @@ void children_fork(const LaunchPlan *base, bool detach, const int gate[2], Child
   close(pipefd[1]);
   if (c->pid < 0) {
     c->state = CHILD_FAILED;
-    c->failure.err = errno;
+    c->failure.err = fork_errno;
     close(pipefd[0]);
     return;
   }
