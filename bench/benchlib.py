@@ -1,11 +1,15 @@
-"""What every benchmark under bench/ shares: the table printer and the
-standalone entry point (bench/NAME.py [--quick] OURS [PEER])."""
+"""What every benchmark under bench/ shares: the table printer, the
+standalone entry point (bench/NAME.py [--quick] OURS [PEER]) and what they
+read about processes and sockets in /proc."""
 
+import ctypes
 import os
 import shutil
 import signal
 import sys
 import tempfile
+
+PR_SET_CHILD_SUBREAPER = 36
 
 SUMMARY_HEADER = ["bench", "metric", "peer", "ours", "ours/peer", "target", "met"]
 
@@ -22,6 +26,50 @@ def note_load():
     if load > (os.cpu_count() or 1):
         print(f"  note: load average {load:.2f} on {os.cpu_count()} cpus: "
               "other work competes for the cpus, the ratios are noisy")
+
+
+# ---------------------------------------------------------------------------
+# processes and sockets, from /proc
+
+
+def become_subreaper():
+    """Children orphaned by a spawner are re-parented to us, so we can reap them."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def pids():
+    for e in os.listdir("/proc"):
+        if e.isdigit():
+            yield int(e)
+
+
+def proc_stat(pid):
+    """(state, ppid) from /proc/PID/stat, or None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    rest = data[data.rfind(")") + 2:].split()
+    return rest[0], int(rest[1])
+
+
+def socket_inode(path):
+    """Inode (in sockfs) of the listening unix socket bound at path, from /proc/net/unix."""
+    try:
+        with open("/proc/net/unix") as f:
+            next(f)
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 8 and parts[7] == path:
+                    return int(parts[6])
+    except OSError:
+        pass
+    return None
 
 
 def _terminate(signum, frame):

@@ -11,7 +11,6 @@ the peer and ours alternate.
 Standalone: bench/children.py [--quick] OURS [PEER]
 """
 
-import ctypes
 import os
 import shutil
 import signal
@@ -22,7 +21,7 @@ import tempfile
 import time
 
 import benchlib
-from benchlib import print_table
+from benchlib import pids, print_table, proc_stat, socket_inode
 
 CHILDREN = 64
 TARGET_RATIO = 1.1
@@ -33,51 +32,8 @@ QUICK = {"runs": 2}
 SETTLE = 0.3      # seconds the children must stay alive after all of them run php-cgi
 WAIT_ALL = 3.0    # seconds after the spawner's exit to wait for all of them to run php-cgi
 
-PR_SET_CHILD_SUBREAPER = 36
-
-
 class Failure(Exception):
     pass
-
-
-def become_subreaper():
-    """Children orphaned by the spawner are re-parented to us, so we can reap them."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
-
-
-def socket_inode(path):
-    """Inode (in sockfs) of the listening unix socket bound at path, from /proc/net/unix."""
-    try:
-        with open("/proc/net/unix") as f:
-            next(f)
-            for line in f:
-                parts = line.split()
-                if len(parts) >= 8 and parts[7] == path:
-                    return int(parts[6])
-    except OSError:
-        pass
-    return None
-
-
-def _pids():
-    for e in os.listdir("/proc"):
-        if e.isdigit():
-            yield int(e)
-
-
-def _ppid(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("PPid:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
 
 
 def _fd0_inode(pid):
@@ -102,7 +58,7 @@ def count_alive(sock_ino, php_exe):
     on_socket, php = 0, 0
     if sock_ino is None:
         return 0, 0
-    for pid in _pids():
+    for pid in pids():
         if _fd0_inode(pid) == sock_ino:
             on_socket += 1
             if _exe(pid) == php_exe:
@@ -124,10 +80,12 @@ def _targets(sock_ino):
     """Processes of this run: our (re-parented) children and processes on the socket."""
     me = os.getpid()
     found = set()
-    for pid in _pids():
+    for pid in pids():
         if pid == me:
             continue
-        if _ppid(pid) == me or (sock_ino is not None and _fd0_inode(pid) == sock_ino):
+        st = proc_stat(pid)
+        if (st is not None and st[1] == me) or (sock_ino is not None
+                                                and _fd0_inode(pid) == sock_ino):
             found.add(pid)
     return found
 
@@ -230,7 +188,7 @@ def run(peer, ours, quick, workdir):
                      f"<= {TARGET_RATIO}x", "n/a"])
         return rows, failures
     php_exe = os.path.realpath(PHP_CGI)
-    if not become_subreaper():
+    if not benchlib.become_subreaper():
         print("  note: could not become a child subreaper; children are found through /proc only")
     env = {k: v for k, v in os.environ.items()
            if k not in ("PHP_FCGI_CHILDREN", "PHP_FCGI_MAX_REQUESTS")}

@@ -36,9 +36,8 @@ BENCH_DIR = os.path.dirname(os.path.realpath(__file__))
 sys.path.insert(0, BENCH_DIR)
 
 import benchlib  # noqa: E402
-from benchlib import print_table  # noqa: E402
+from benchlib import pids, print_table, proc_stat, socket_inode  # noqa: E402
 
-import children  # noqa: E402  (become_subreaper, socket_inode)
 
 PHP_CGI = "/usr/bin/php-cgi"
 MULTIWATCH = os.environ.get("BENCH_MULTIWATCH", "/usr/bin/multiwatch")
@@ -116,19 +115,8 @@ class Failure(Exception):
 # processes
 
 
-def _stat(pid):
-    """(state, ppid) from /proc/PID/stat, or None."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read().decode("ascii", "replace")
-    except OSError:
-        return None
-    rest = data[data.rfind(")") + 2:].split()
-    return rest[0], int(rest[1])
-
-
 def alive(pid):
-    st = _stat(pid)
+    st = proc_stat(pid)
     return st is not None and st[0] != "Z"
 
 
@@ -147,15 +135,13 @@ def status_value(pid, key):
 def children_running(parent, exe):
     """Live children of parent whose executable is exe (exec done)."""
     out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        st = _stat(int(name))
+    for pid in pids():
+        st = proc_stat(pid)
         if st is None or st[0] == "Z" or st[1] != parent:
             continue
         try:
-            if os.readlink(f"/proc/{name}/exe") == exe:
-                out.append(int(name))
+            if os.readlink(f"/proc/{pid}/exe") == exe:
+                out.append(pid)
         except OSError:
             pass
     return sorted(out)
@@ -165,13 +151,13 @@ def reap_orphans(keep=()):
     """Reap exited children of ours (orphans handed to us as subreaper)
     that no Popen object waits for."""
     me = os.getpid()
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) in keep:
+    for pid in pids():
+        if pid in keep:
             continue
-        st = _stat(int(name))
+        st = proc_stat(pid)
         if st is not None and st[0] == "Z" and st[1] == me:
             try:
-                os.waitpid(int(name), os.WNOHANG)
+                os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
                 pass
 
@@ -212,13 +198,12 @@ class Procs:
 
     def _targets(self, keep):
         me = os.getpid()
-        inodes = {children.socket_inode(s) for s in self.sockets} - {None}
+        inodes = {socket_inode(s) for s in self.sockets} - {None}
         found = set()
-        for name in os.listdir("/proc"):
-            if not name.isdigit() or int(name) == me or int(name) in keep:
+        for pid in pids():
+            if pid == me or pid in keep:
                 continue
-            pid = int(name)
-            st = _stat(pid)
+            st = proc_stat(pid)
             if st is None or st[0] == "Z":
                 continue
             if st[1] == me:
@@ -726,7 +711,7 @@ def run(peer, ours_bin, quick, workdir):
         return rows, failures
     if not WRK:
         print("  note: wrk not installed (apt-get install wrk): Python clients instead")
-    children.become_subreaper()
+    benchlib.become_subreaper()
 
     d = tempfile.mkdtemp(prefix="supervise-", dir=workdir)
     os.chmod(d, 0o755)
