@@ -112,12 +112,12 @@ int systemd_notify(const char *state)
 int systemd_notifyf(const char *format, ...)
 {
   if (!loaded() || !getenv("NOTIFY_SOCKET"))
-    return 0;
+    return 0;   /* nothing to format either */
   va_list ap;
   va_start(ap, format);
   g_autofree char *state = g_strdup_vprintf(format, ap);
   va_end(ap);
-  return lib.notify(0, state);
+  return systemd_notify(state);
 }
 
 int systemd_watchdog_enabled(uint64_t *usec)
