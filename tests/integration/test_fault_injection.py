@@ -146,6 +146,8 @@ class Case:
     source: str = "unix"         # unix, tcp
     covers: str = None           # name in the coverage report
     limits: str = None           # limits.conf text (with -l)
+    repeat: bool = True          # also fail the later calls (False: the
+                                 # call is write and the message needs one)
 
 
 def child_side(no_fork=PRIVILEGE):
@@ -209,6 +211,9 @@ CASES = [
     Case("pipe2", "pipe2", "cannot start child",
          {"fork": CHILD_FAILED, "supervise": CHILD_FAILED},
          modes=("fork", "supervise"), process="main", error="EMFILE"),
+    Case("gate-write", "write", "cannot start children: write to their start pipe",
+         {"fork": CHILD_FAILED}, modes=("fork",), process="main", error="EIO",
+         pattern=r'write\(\d+, "g+", \d+\)', repeat=False),
     Case("setsid", "setsid", "setsid failed", {"fork": CHILD_FAILED},
          modes=("fork",)),
     Case("signalfd", "signalfd4", "event sources", {"supervise": PRIVILEGE},
@@ -394,7 +399,7 @@ def inject(spawn, world, case, mode, app, port):
         else f"error={case.error}"
     if when is not None:
         # and every later call of that process (the supervisor retries)
-        spec += f":when={when}+"
+        spec += f":when={when}" + ("+" if case.repeat else "")
     prefix = [STRACE, "-f", "-qq", "-o", "/dev/null",
               "-e", f"trace={case.syscall}", "-e", spec]
     if case.path == "app":
