@@ -1,0 +1,45 @@
+/* loadwatch: what the kernel says about the load on a listening socket,
+ * without ever entering the request path.
+ *
+ *   queue: connections waiting to be accepted, and the backlog, from
+ *          sock_diag (unix_diag UDIAG_SHOW_RQLEN for unix sockets,
+ *          inet_diag idiag_rqueue/idiag_wqueue for TCP over IPv4/IPv6);
+ *   busy:  a child is busy while it holds a connection accepted from this
+ *          listening socket: the socket inodes in /proc/PID/fd matched
+ *          against the connected sockets of the listening address from the
+ *          same sock_diag dump.
+ *
+ * Nothing here blocks or allocates per call beyond what a dump needs; the
+ * caller decides when to sample (the supervisor samples only while it has
+ * a reason to). */
+#pragma once
+
+#include <glib.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#define LOADWATCH_ERROR (loadwatch_error_quark())
+GQuark loadwatch_error_quark(void);
+
+typedef struct LoadWatch LoadWatch;
+
+typedef struct {
+  guint queued;    /* connections waiting to be accepted */
+  guint backlog;   /* the listen() backlog the kernel applies */
+} LoadQueue;
+
+/* Learns what identifies the listening socket fd (family, inode, bound
+ * name or address).  FALSE with error for a socket sock_diag cannot
+ * describe (then the caller runs without load signals and says so). */
+LoadWatch *loadwatch_new(int listen_fd, GError **error);
+
+/* The accept queue now. */
+gboolean loadwatch_queue(LoadWatch *lw, LoadQueue *out, GError **error);
+
+/* For each of n pids: busy[i] = it holds at least one connection accepted
+ * from this listening socket.  A pid that is gone counts as not busy. */
+gboolean loadwatch_busy(LoadWatch *lw, const pid_t *pids, guint n,
+                        bool *busy, GError **error);
+
+void loadwatch_free(LoadWatch *lw);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(LoadWatch, loadwatch_free)
