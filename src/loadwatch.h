@@ -21,6 +21,12 @@
 #define LOADWATCH_ERROR (loadwatch_error_quark())
 GQuark loadwatch_error_quark(void);
 
+typedef enum {
+  LOADWATCH_ERROR_UNSUPPORTED, /* not a listening socket sock_diag can describe */
+  LOADWATCH_ERROR_GONE,        /* sock_diag no longer finds the listening socket */
+  LOADWATCH_ERROR_FAILED,      /* netlink or /proc refused */
+} LoadWatchError;
+
 typedef struct LoadWatch LoadWatch;
 
 typedef struct {
@@ -29,15 +35,21 @@ typedef struct {
 } LoadQueue;
 
 /* Learns what identifies the listening socket fd (family, inode, bound
- * name or address).  FALSE with error for a socket sock_diag cannot
- * describe (then the caller runs without load signals and says so). */
+ * name or address).  NULL with error for a socket sock_diag cannot
+ * describe (then the caller runs without load signals and says so).
+ * listen_fd is not kept: the caller keeps it open while lw is used. */
 LoadWatch *loadwatch_new(int listen_fd, GError **error);
 
 /* The accept queue now. */
 gboolean loadwatch_queue(LoadWatch *lw, LoadQueue *out, GError **error);
 
 /* For each of n pids: busy[i] = it holds at least one connection accepted
- * from this listening socket.  A pid that is gone counts as not busy. */
+ * from this listening socket.  A pid that is gone counts as not busy.
+ * One sock_diag dump of the connected sockets of the listening address
+ * (TCP: filtered to its port in the kernel), then /proc/PID/fd of each
+ * pid, read only while some accepted connection exists.  A web server
+ * that keeps its FastCGI connections open (nginx fastcgi_keep_conn on)
+ * makes the child holding one look busy. */
 gboolean loadwatch_busy(LoadWatch *lw, const pid_t *pids, guint n,
                         bool *busy, GError **error);
 
