@@ -28,7 +28,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 BENCH_DIR = os.path.dirname(os.path.realpath(__file__))
@@ -339,24 +338,12 @@ def bench_steady(procs, nginx, server, cfg, d):
 
 
 def bench_throughput(procs, nginx, tools, cfg, d):
-    """Requests/s in ABBA pairs after a warm-up of each, and the total PSS
+    """Requests/s in pairs (supervise.requests_in_pairs), then the total PSS
     of each pool (main process and children) after its load."""
-    res = {name: [] for name in tools}
-    failed = {name: 0 for name in tools}
-    pss = {}
-    ratios = []
     for t in tools.values():
         t.start()
-        Load(procs, d, nginx.url(t.sock), 1).result()
-    for i in range(cfg["pairs"]):
-        order = list(tools) if i % 2 == 0 else list(tools)[::-1]
-        rps = {}
-        for name in order:
-            r = Load(procs, d, nginx.url(tools[name].sock), cfg["load"]).result()
-            rps[name] = r["ok"] / r["seconds"]
-            res[name].append(rps[name])
-            failed[name] += r["bad"] + r["errors"]
-        ratios.append(rps["spawn-fcgi"] / rps["php-fpm"])
+    res, failed, ratios = supervise.requests_in_pairs(procs, nginx, tools, cfg, d)
+    pss = {}
     for name, t in tools.items():
         pss[name] = pool_pss_kb(t)
         t.stop()
@@ -524,7 +511,6 @@ def run(peer, ours_bin, quick, workdir):
     """Returns (summary rows, list of failures).  peer is not used: the
     peer here is php-fpm."""
     cfg = QUICK if quick else FULL
-    rows, failures = [], []
     pm = have_pm(ours_bin)
     print(f"== pm: spawn-fcgi + php-cgi against php-fpm 8.2, behind nginx, wrk"
           f"{'' if pm else '; spawn-fcgi has no --pm: its process manager rows are n/a'}")
@@ -533,46 +519,21 @@ def run(peer, ours_bin, quick, workdir):
     if not supervise.WRK:
         missing.append("wrk")
     if missing:
-        failures.append(f"pm: not installed: {', '.join(missing)} "
-                        "(packages php8.2-cgi, php8.2-fpm, nginx, wrk)")
-        return rows, failures
+        return [], [f"pm: not installed: {', '.join(missing)} "
+                    "(packages php8.2-cgi, php8.2-fpm, nginx, wrk)"]
     benchlib.become_subreaper()
 
-    d = tempfile.mkdtemp(prefix="pm-", dir=workdir)
-    os.chmod(d, 0o755)
-    www = os.path.join(d, "www")
-    os.mkdir(www)
+    d, www = supervise.make_site(workdir, "pm-", {"hello.php": HELLO_PHP,
+                                                  "burst.php": BURST_PHP})
     script = os.path.join(www, "hello.php")
-    for name, text in (("hello.php", HELLO_PHP), ("burst.php", BURST_PHP)):
-        with open(os.path.join(www, name), "w") as f:
-            f.write(text)
     procs = Procs(d)
     socks = {k: os.path.join(d, k + ".sock") for k in ("ours", "fpm")}
-    try:
-        nginx = Nginx(procs, d, www, socks.values())
-        sections = [
-            ("burst", lambda: section_burst(procs, nginx, ours_bin, pm, socks, cfg, d)),
-            ("first", lambda: section_first(procs, ours_bin, pm, socks, cfg, script)),
-            ("steady", lambda: section_steady(procs, nginx, ours_bin, pm, socks, cfg, d)),
-            ("throughput", lambda: section_throughput(procs, nginx, ours_bin, socks, cfg, d)),
-        ]
-        for name, fn in sections:
-            try:
-                rows += fn()
-            except (Failure, OSError, subprocess.SubprocessError) as e:
-                failures.append(f"pm/{name}: {e}")
-            finally:
-                procs.end_all(keep={nginx.p.pid})
-                for s in socks.values():
-                    try:
-                        os.unlink(s)
-                    except FileNotFoundError:
-                        pass
-            sys.stdout.flush()
-    finally:
-        procs.end_all()
-        shutil.rmtree(d, ignore_errors=True)
-    return rows, failures
+    return supervise.run_sections("pm", procs, www, socks, lambda nginx: [
+        ("burst", lambda: section_burst(procs, nginx, ours_bin, pm, socks, cfg, d)),
+        ("first", lambda: section_first(procs, ours_bin, pm, socks, cfg, script)),
+        ("steady", lambda: section_steady(procs, nginx, ours_bin, pm, socks, cfg, d)),
+        ("throughput", lambda: section_throughput(procs, nginx, ours_bin, socks, cfg, d)),
+    ])
 
 
 if __name__ == "__main__":

@@ -667,16 +667,16 @@ def bench_idle(groups, notify_path, cfg):
             for name, rs in per.items()}
 
 
-def bench_requests(procs, nginx, ours, forked, cfg, workdir):
-    """Requests per second.  After a warm-up run of each, short runs of the
-    two alternate in pairs (ABBA order), and each pair gives a ratio: the
-    load of the machine drifts, but within a pair it is about the same."""
-    tools = {"1.6.4": forked, "ours": ours}
+def requests_in_pairs(procs, nginx, tools, cfg, workdir):
+    """Requests per second of two running pools, tools = {peer name: tool,
+    our name: tool}.  After a warm-up run of each, short runs of the two
+    alternate in pairs (ABBA order), and each pair gives a ratio ours/peer:
+    the load of the machine drifts, but within a pair it is about the same.
+    Returns (requests/s per name, failed requests per name, ratios)."""
+    peer, ours = list(tools)
     res = {name: [] for name in tools}
     bad = {name: 0 for name in tools}
     ratios = []
-    for t in tools.values():
-        t.start()
     for t in tools.values():
         Load(procs, workdir, nginx.url(t.sock), 1.0).result()
     for i in range(cfg["pairs"]):
@@ -687,10 +687,19 @@ def bench_requests(procs, nginx, ours, forked, cfg, workdir):
             rps[name] = r["ok"] / r["seconds"]
             res[name].append(rps[name])
             bad[name] += r["bad"] + r["errors"]
-        ratios.append(rps["ours"] / rps["1.6.4"])
+        ratios.append(rps[ours] / rps[peer])
+    return res, bad, ratios
+
+
+def bench_requests(procs, nginx, ours, forked, cfg, workdir):
+    """Requests per second, ours against 1.6.4, in pairs."""
+    tools = {"1.6.4": forked, "ours": ours}
+    for t in tools.values():
+        t.start()
+    out = requests_in_pairs(procs, nginx, tools, cfg, workdir)
     for t in tools.values():
         t.stop()
-    return res, bad, ratios
+    return out
 
 
 def _ms(v):
@@ -713,28 +722,44 @@ def run(peer, ours_bin, quick, workdir):
         print("  note: wrk not installed (apt-get install wrk): Python clients instead")
     benchlib.become_subreaper()
 
-    d = tempfile.mkdtemp(prefix="supervise-", dir=workdir)
+    d, www = make_site(workdir, "supervise-", {"hello.php": HELLO_PHP})
+    script = os.path.join(www, "hello.php")
+    procs = Procs(d)
+    socks = {k: os.path.join(d, k + ".sock") for k in ("ours", "mw", "peer")}
+    return run_sections("supervise", procs, www, socks, lambda nginx: [
+        ("reload", lambda: section_reload(procs, nginx, peer, ours_bin, socks, cfg, d)),
+        ("respawn", lambda: section_respawn(procs, peer, ours_bin, socks, cfg, script)),
+        ("idle", lambda: section_idle(procs, peer, ours_bin, socks, cfg)),
+        ("requests", lambda: section_requests(procs, nginx, peer, ours_bin, socks, cfg, d)),
+    ])
+
+
+def make_site(workdir, prefix, pages):
+    """A directory for one benchmark and its web root www in it, with the
+    pages {name: text}; returns (directory, www)."""
+    d = tempfile.mkdtemp(prefix=prefix, dir=workdir)
     os.chmod(d, 0o755)
     www = os.path.join(d, "www")
     os.mkdir(www)
-    script = os.path.join(www, "hello.php")
-    with open(script, "w") as f:
-        f.write(HELLO_PHP)
-    procs = Procs(d)
-    socks = {k: os.path.join(d, k + ".sock") for k in ("ours", "mw", "peer")}
+    for name, text in pages.items():
+        with open(os.path.join(www, name), "w") as f:
+            f.write(text)
+    return d, www
+
+
+def run_sections(bench, procs, www, socks, sections_of):
+    """Starts one nginx in front of socks (serving www), runs each (name,
+    function) of sections_of(nginx), ends every process of a section and
+    removes its sockets after it, and at the end everything and the
+    directory of procs.  Returns (summary rows, list of failures)."""
+    rows, failures = [], []
     try:
-        nginx = Nginx(procs, d, www, socks.values())
-        sections = [
-            ("reload", lambda: section_reload(procs, nginx, peer, ours_bin, socks, cfg, d)),
-            ("respawn", lambda: section_respawn(procs, peer, ours_bin, socks, cfg, script)),
-            ("idle", lambda: section_idle(procs, peer, ours_bin, socks, cfg)),
-            ("requests", lambda: section_requests(procs, nginx, peer, ours_bin, socks, cfg, d)),
-        ]
-        for name, fn in sections:
+        nginx = Nginx(procs, procs.workdir, www, socks.values())
+        for name, fn in sections_of(nginx):
             try:
                 rows += fn()
             except (Failure, OSError, subprocess.SubprocessError) as e:
-                failures.append(f"supervise/{name}: {e}")
+                failures.append(f"{bench}/{name}: {e}")
             finally:
                 procs.end_all(keep={nginx.p.pid})
                 for s in socks.values():
@@ -746,7 +771,7 @@ def run(peer, ours_bin, quick, workdir):
             sys.stdout.flush()
     finally:
         procs.end_all()
-        shutil.rmtree(d, ignore_errors=True)
+        shutil.rmtree(procs.workdir, ignore_errors=True)
     return rows, failures
 
 
