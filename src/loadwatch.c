@@ -164,7 +164,7 @@ static gboolean netlink_request(LoadWatch *lw, bool dump, const void *req, size_
   if (!netlink_send(lw, dump, req, req_len, bytecode, bytecode_len, error))
     goto fail;
   while (!done) {
-    ssize_t n = recv(lw->netlink_fd, lw->buffer, DUMP_BUFFER_SIZE, MSG_DONTWAIT);
+    ssize_t n = recv(lw->netlink_fd, lw->buffer, DUMP_BUFFER_SIZE, MSG_DONTWAIT | MSG_TRUNC);
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0) {
@@ -173,9 +173,10 @@ static gboolean netlink_request(LoadWatch *lw, bool dump, const void *req, size_
                   "cannot read the sock_diag answer: %s", g_strerror(saved));
       goto fail;
     }
-    if (n == 0) {
+    if (n == 0 || n > DUMP_BUFFER_SIZE) {
       g_set_error(error, LOADWATCH_ERROR, LOADWATCH_ERROR_FAILED,
-                  "the sock_diag answer ended early");
+                  n == 0 ? "the sock_diag answer ended early"
+                         : "a sock_diag answer did not fit the buffer");
       goto fail;
     }
     if (!netlink_handle(lw, (size_t) n, dump, on_reply, data, &done, error))

@@ -290,6 +290,25 @@ static void test_unix_autobound(void)
   close(fd);
 }
 
+/* Many other connected unix sockets: the dump spans many netlink
+ * datagrams, and the listener's connections are found among them. */
+static void test_unix_among_many(void)
+{
+  enum { PAIRS = 300 };
+  int pairs[PAIRS][2];
+  int fd;
+
+  for (guint i = 0; i < PAIRS; i++)
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pairs[i]), ==, 0);
+  fd = listen_unix_abstract();
+  check_listener(fd, connect_listener, NULL);
+  close(fd);
+  for (guint i = 0; i < PAIRS; i++) {
+    close(pairs[i][0]);
+    close(pairs[i][1]);
+  }
+}
+
 /* The kernel keeps the name a socket was bound with: after its directory
  * is renamed the listener and its connections still carry the old one,
  * and a new socket bound at the old path is another listener. */
@@ -419,6 +438,7 @@ int main(int argc, char **argv)
   g_test_add_func("/loadwatch/unix-abstract", test_unix_abstract);
   g_test_add_func("/loadwatch/unix-autobound", test_unix_autobound);
   g_test_add_func("/loadwatch/unix-renamed", test_unix_renamed);
+  g_test_add_func("/loadwatch/unix-among-many", test_unix_among_many);
   g_test_add_data_func("/loadwatch/tcp-ipv4", "127.0.0.1", test_tcp);
   g_test_add_data_func("/loadwatch/tcp-ipv4-any", "0.0.0.0", test_tcp);
   g_test_add_data_func("/loadwatch/tcp-ipv6", "::1", test_tcp);
