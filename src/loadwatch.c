@@ -137,8 +137,10 @@ static gboolean netlink_handle(LoadWatch *lw, size_t len, bool dump, ReplyFunc o
     if (h->nlmsg_type == NLMSG_ERROR) {
       const struct nlmsgerr *e = NLMSG_DATA(h);
       int err = h->nlmsg_len >= NLMSG_LENGTH(sizeof *e) ? -e->error : EPROTO;
+      /* ESTALE: the inode now belongs to another socket (cookie) */
       g_set_error(error, LOADWATCH_ERROR,
-                  err == ENOENT ? LOADWATCH_ERROR_GONE : LOADWATCH_ERROR_FAILED,
+                  err == ENOENT || err == ESTALE ? LOADWATCH_ERROR_GONE
+                                                 : LOADWATCH_ERROR_FAILED,
                   "sock_diag: %s", g_strerror(err));
       return FALSE;
     }

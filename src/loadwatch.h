@@ -11,7 +11,16 @@
  *
  * Nothing here blocks or allocates per call beyond what a dump needs; the
  * caller decides when to sample (the supervisor samples only while it has
- * a reason to). */
+ * a reason to).
+ *
+ * The children are hostile: a child can look busy by holding a connection
+ * (the caller needs a timeout for a child that never becomes idle), and
+ * the time to read its /proc/PID/fd grows with its open fds (bounded by
+ * its RLIMIT_NOFILE).  It cannot make another child look busy, nor pass
+ * its own socket off as an accepted one: accepted unix sockets are
+ * matched on the listener's name and bound file as the kernel reports
+ * them, which nobody else can bind while the listener lives, and only
+ * inodes from the kernel's dump of this listener's address count. */
 #pragma once
 
 #include <glib.h>
