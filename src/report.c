@@ -15,10 +15,14 @@ void report_init(Report *r, GString *out, bool json)
     g_string_append_c(out, '{');
 }
 
-static void json_string(GString *out, const char *s)
+void report_json_string(GString *out, const char *s)
 {
+  /* Paths and names are bytes: invalid UTF-8 becomes U+FFFD, so that the
+   * document stays valid JSON. */
+  g_autofree char *valid = g_utf8_make_valid(s, -1);
+
   g_string_append_c(out, '"');
-  for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+  for (const unsigned char *p = (const unsigned char *) valid; *p; p++) {
     switch (*p) {
     case '"': g_string_append(out, "\\\""); break;
     case '\\': g_string_append(out, "\\\\"); break;
@@ -26,7 +30,7 @@ static void json_string(GString *out, const char *s)
     case '\t': g_string_append(out, "\\t"); break;
     case '\r': g_string_append(out, "\\r"); break;
     default:
-      if (*p < 0x20)
+      if (*p < 0x20 || *p == 0x7f)
         g_string_append_printf(out, "\\u%04x", *p);
       else
         g_string_append_c(out, (char) *p);
@@ -48,7 +52,7 @@ void report_section(Report *r, const char *name)
   if (r->json) {
     if (!r->first_section)
       g_string_append(r->out, ", ");
-    json_string(r->out, name);
+    report_json_string(r->out, name);
     g_string_append(r->out, ": {");
   } else {
     g_string_append_printf(r->out, "%s:\n", name);
@@ -63,7 +67,7 @@ static void key(Report *r, const char *name)
   if (r->json) {
     if (!r->first_key)
       g_string_append(r->out, ", ");
-    json_string(r->out, name);
+    report_json_string(r->out, name);
     g_string_append(r->out, ": ");
   } else {
     g_string_append_printf(r->out, "  %s: ", name);
@@ -79,7 +83,7 @@ void report_str(Report *r, const char *name, const char *value)
   else if (value == NULL)
     g_string_append(r->out, "null");
   else
-    json_string(r->out, value);
+    report_json_string(r->out, value);
 }
 
 void report_int(Report *r, const char *name, gint64 value)
@@ -106,7 +110,7 @@ void report_strv(Report *r, const char *name, const char *const *values)
     for (gsize i = 0; values && values[i]; i++) {
       if (i)
         g_string_append(r->out, ", ");
-      json_string(r->out, values[i]);
+      report_json_string(r->out, values[i]);
     }
     g_string_append_c(r->out, ']');
     return;

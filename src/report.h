@@ -26,3 +26,7 @@ void report_bool(Report *r, const char *key, bool value);
 void report_strv(Report *r, const char *key, const char *const *values);
 void report_int_list(Report *r, const char *key, const guint32 *values, gsize n);
 void report_finish(Report *r);
+
+/* s as a JSON string literal: invalid UTF-8 replaced by U+FFFD, control
+ * characters escaped. */
+void report_json_string(GString *out, const char *s);
