@@ -4,6 +4,7 @@
 #include "plan.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -213,6 +214,49 @@ static gboolean plan_socket(const Settings *s, Plan *p, GError **error)
                 "listening socket (systemd socket activation, or on fd 0)");
 }
 
+/* ---- status -------------------------------------------------------------- */
+
+static bool is_loopback(const struct sockaddr_storage *addr)
+{
+  if (addr->ss_family == AF_INET)
+    return (ntohl(((const struct sockaddr_in *) addr)->sin_addr.s_addr) >> 24) == 127;
+  if (addr->ss_family == AF_INET6) {
+    const struct in6_addr *a = &((const struct sockaddr_in6 *) addr)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(a) ||
+           (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+  }
+  return false;
+}
+
+/* The status socket: 0600 and root's, or 0660 with --status-group; the
+ * TCP endpoint on loopback unless --status-listen-nonlocal. */
+static gboolean plan_status(const Settings *s, Plan *p, GError **error)
+{
+  if (s->status_socket != NULL) {
+    SocketPlan *sp = &p->status_unix;
+    if (!socket_plan_unix(sp, s->status_socket, error))
+      return FALSE;
+    sp->backlog = PLAN_STATUS_BACKLOG;
+    sp->mode = s->status_group ? 0660 : 0600;
+    sp->owner = (uid_t) -1;
+    sp->group = (gid_t) -1;
+    if (s->status_group && !identity_lookup_group(s->status_group, &sp->group, error))
+      return FALSE;
+  }
+  if (s->status_listen_address != NULL) {
+    SocketPlan *sp = &p->status_tcp;
+    if (!socket_plan_tcp(sp, s->status_listen_address, s->status_listen_port, error))
+      return FALSE;
+    sp->backlog = PLAN_STATUS_BACKLOG;
+    if (!is_loopback(&sp->addr) && !s->status_listen_nonlocal)
+      return refuse(error, EXIT_STATUS_USAGE,
+                    "--status-listen %s is not a loopback address: anyone who reaches "
+                    "it could read the status (add --status-listen-nonlocal if that "
+                    "is meant)", sp->addr_text);
+  }
+  return TRUE;
+}
+
 /* ---- limits -------------------------------------------------------------- */
 
 static gboolean plan_limits(const Settings *s, Plan *p, GError **error)
@@ -328,7 +372,7 @@ gboolean plan_build(const Settings *s, Plan *p, GError **error)
     return FALSE;
   if (s->explain_limits)
     return TRUE;
-  if (!plan_socket(s, p, error))
+  if (!plan_socket(s, p, error) || !plan_status(s, p, error))
     return FALSE;
 
   /* libsystemd sends each notification to the NOTIFY_SOCKET path, which a
@@ -459,6 +503,19 @@ void plan_print(const Plan *p, bool json, FILE *to)
     report_int(&r, "reload_batch", s->reload_batch);
   }
 
+  if (p->status_unix.path || p->status_tcp.addr_text) {
+    report_section(&r, "status");
+    if (p->status_unix.path) {
+      g_autofree char *mode = g_strdup_printf("%04o", (unsigned) p->status_unix.mode);
+      report_str(&r, "path", p->status_unix.path);
+      report_str(&r, "mode", mode);
+      if (p->status_unix.group != (gid_t) -1)
+        report_int(&r, "group", p->status_unix.group);
+    }
+    if (p->status_tcp.addr_text)
+      report_str(&r, "listen", p->status_tcp.addr_text);
+  }
+
   report_section(&r, "limits");
   report_bool(&r, "apply", p->limits != NULL && s->limits);
   if (p->limits) {
@@ -482,6 +539,8 @@ void plan_clear(Plan *p)
   identity_clear(&p->app);
   identity_clear(&p->limits_for);
   socket_plan_clear(&p->socket);
+  socket_plan_clear(&p->status_unix);
+  socket_plan_clear(&p->status_tcp);
   g_clear_pointer(&p->limits, limits_plan_free);
   g_free(p->exec_path);
   g_strfreev(p->envp);

@@ -24,6 +24,11 @@ typedef struct {
 
   SocketPlan socket;
 
+  /* the status endpoints (--status-socket, --status-listen): path or
+   * addr_text NULL when not asked for */
+  SocketPlan status_unix;
+  SocketPlan status_tcp;
+
   LimitsPlan *limits;        /* NULL without --limits */
   Identity limits_for;       /* whose limits (app, or the caller) */
 
@@ -31,6 +36,9 @@ typedef struct {
   char **envp;
   GPtrArray *warnings;       /* for the caller to print */
 } Plan;
+
+/* Connections a status socket lets wait. */
+#define PLAN_STATUS_BACKLOG 128
 
 /* Errors: SPAWN_ERROR (code = exit status), or the modules' own domains
  * (see plan_error_exit_status). */

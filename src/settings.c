@@ -51,6 +51,11 @@ typedef enum {
   OPT_STOP_SIGNAL,
   OPT_STOP_TIMEOUT,
   OPT_RELOAD_BATCH,
+  OPT_STATUS_SOCKET,
+  OPT_STATUS_GROUP,
+  OPT_STATUS_LISTEN,
+  OPT_STATUS_LISTEN_NONLOCAL,
+  OPT_STATUS,
   OPT_FILE,
   OPT_EXEC,
   OPT_ENVIRONMENT,
@@ -78,6 +83,7 @@ typedef enum {
   SECTION_PRIVILEGES,
   SECTION_LIMITS,
   SECTION_CHILDREN,
+  SECTION_STATUS,
   SECTION_OTHER,
 } Section;
 
@@ -156,6 +162,16 @@ static const OptionSpec options[OPT_COUNT] = {
     "SEC", "then SIGKILL (default 10)" },
   [OPT_RELOAD_BATCH] = { "reload-batch", 0, TYPE_INT, SECTION_CHILDREN, IN_BOTH, 1,
     SETTINGS_MAX_CHILDREN, "N", "children replaced at a time on SIGHUP (default 1)" },
+  [OPT_STATUS_SOCKET] = { "status-socket", 0, TYPE_STRING, SECTION_STATUS, IN_BOTH, 0, 0,
+    "PATH", "serve the pool's status on a unix socket (-w)" },
+  [OPT_STATUS_GROUP] = { "status-group", 0, TYPE_STRING, SECTION_STATUS, IN_BOTH, 0, 0,
+    "GROUP", "let GROUP read it (mode 0660; default 0600 root)" },
+  [OPT_STATUS_LISTEN] = { "status-listen", 0, TYPE_STRING, SECTION_STATUS, IN_BOTH, 0, 0,
+    "ADDR:PORT", "also serve it on TCP (loopback only)" },
+  [OPT_STATUS_LISTEN_NONLOCAL] = { "status-listen-nonlocal", 0, TYPE_FLAG, SECTION_STATUS,
+    IN_BOTH, 0, 0, NULL, "allow a --status-listen address off loopback" },
+  [OPT_STATUS] = { "status", 0, TYPE_OPTIONAL, SECTION_STATUS, IN_CLI, 0, 0,
+    "[=FORMAT]", "show a running pool: text, json, prometheus" },
   [OPT_FILE] = { "file", 'f', TYPE_STRING, SECTION_OTHER, IN_CLI, 0, 0,
     "PATH", "deprecated: run /bin/sh -c \"exec PATH\"" },
   [OPT_EXEC] = { "exec", 0, TYPE_COMMAND, SECTION_OTHER, IN_CONFIG, 0, 0,
@@ -177,6 +193,7 @@ static const char *const section_titles[] = {
   [SECTION_PRIVILEGES] = "Privileges",
   [SECTION_LIMITS] = "Limits",
   [SECTION_CHILDREN] = "Children",
+  [SECTION_STATUS] = "Status",
   [SECTION_OTHER] = "Other",
 };
 
@@ -478,6 +495,25 @@ static gboolean to_environment(const RawValue *rv, char ***out, GError **error)
   return TRUE;
 }
 
+/* HOST:PORT, [IPV6]:PORT */
+static gboolean to_host_port(const RawValue *rv, char **host, guint16 *port, GError **error)
+{
+  const char *colon = strrchr(rv->value, ':');
+  gint64 n;
+
+  if (colon == NULL || colon == rv->value ||
+      (rv->value[0] == '[' && colon[-1] != ']') ||
+      (rv->value[0] != '[' && strchr(rv->value, ':') != colon))
+    return usage_error(error, "%s: '%s' is not ADDRESS:PORT (IPv6 as [ADDRESS]:PORT)",
+                       rv->origin, rv->value);
+  RawValue port_rv = { .value = (char *) colon + 1, .origin = rv->origin };
+  if (!to_int(&port_rv, 1, 65535, "a port number", &n, error))
+    return FALSE;
+  *host = g_strndup(rv->value, colon - rv->value);
+  *port = (guint16) n;
+  return TRUE;
+}
+
 static const char *const int_meaning[OPT_COUNT] = {
   [OPT_BACKLOG] = "a backlog",
   [OPT_PHP_CHILDREN] = "a number of PHP children",
@@ -539,6 +575,17 @@ static gboolean apply_value(OptionId id, const RawValue *rv, Settings *s, GError
   case OPT_STOP_SIGNAL: return to_signal(rv, &s->stop_signal, error);
   case OPT_STOP_TIMEOUT: return to_int_option(id, rv, &s->stop_timeout_s, error);
   case OPT_RELOAD_BATCH: return to_int_option(id, rv, &s->reload_batch, error);
+  case OPT_STATUS_SOCKET: return to_string(rv, &s->status_socket, error);
+  case OPT_STATUS_GROUP: return to_string(rv, &s->status_group, error);
+  case OPT_STATUS_LISTEN:
+    return to_host_port(rv, &s->status_listen_address, &s->status_listen_port, error);
+  case OPT_STATUS_LISTEN_NONLOCAL: return to_flag(rv, &s->status_listen_nonlocal, error);
+  case OPT_STATUS:
+    s->status_query = TRUE;
+    if (!status_format_from_name(rv->value[0] ? rv->value : "text", &s->status_format))
+      return usage_error(error, "%s: unknown format '%s' (text, json or prometheus)",
+                         rv->origin, rv->value);
+    return TRUE;
   case OPT_FILE:
     if (rv->value[0] == '\0')
       return usage_error(error, "%s: empty value", rv->origin);
@@ -575,6 +622,16 @@ static void warn(Settings *s, const char *fmt, ...)
 #define GIVEN(id) (merged->v[(id)].origin != NULL)
 #define ORIGIN(id) (merged->v[(id)].origin)
 
+/* --status asks a running pool: the rest of the configuration (the
+ * application, its socket) does not matter. */
+static gboolean check_status_query(const Raw *merged, Settings *s, GError **error)
+{
+  if (!GIVEN(OPT_STATUS_SOCKET) && !GIVEN(OPT_STATUS_LISTEN))
+    return usage_error(error, "%s needs --status-socket=PATH, or --config=FILE with "
+                       "status-socket=", ORIGIN(OPT_STATUS));
+  return TRUE;
+}
+
 /* Checks combinations once every value is known. */
 static gboolean check_conflicts(const Raw *merged, Settings *s, GError **error)
 {
@@ -594,13 +651,20 @@ static gboolean check_conflicts(const Raw *merged, Settings *s, GError **error)
   }
   if (GIVEN(OPT_SOCKET_BEFORE_CHROOT) && s->socket_before_chroot && !GIVEN(OPT_CHROOT))
     warn(s, "%s is ignored without --chroot", ORIGIN(OPT_SOCKET_BEFORE_CHROOT));
+  if (s->status_query)
+    return check_status_query(merged, s, error);
+  if (GIVEN(OPT_STATUS_GROUP) && !GIVEN(OPT_STATUS_SOCKET))
+    return usage_error(error, "%s needs --status-socket", ORIGIN(OPT_STATUS_GROUP));
+  if (GIVEN(OPT_STATUS_LISTEN_NONLOCAL) && !GIVEN(OPT_STATUS_LISTEN))
+    return usage_error(error, "%s needs --status-listen", ORIGIN(OPT_STATUS_LISTEN_NONLOCAL));
   if (s->no_fork && s->supervise)
     return usage_error(error, "%s and %s exclude each other", ORIGIN(OPT_NO_FORK),
                        ORIGIN(OPT_SUPERVISE));
   if (!s->supervise) {
     static const OptionId need_supervise[] = { OPT_RESTART_RETRIES, OPT_RESTART_WINDOW,
                                                OPT_STOP_SIGNAL, OPT_STOP_TIMEOUT,
-                                               OPT_RELOAD_BATCH };
+                                               OPT_RELOAD_BATCH, OPT_STATUS_SOCKET,
+                                               OPT_STATUS_GROUP, OPT_STATUS_LISTEN };
     for (gsize i = 0; i < G_N_ELEMENTS(need_supervise); i++)
       if (GIVEN(need_supervise[i]))
         return usage_error(error, "%s needs --supervise", ORIGIN(need_supervise[i]));
@@ -777,6 +841,9 @@ void settings_clear(Settings *s)
   g_strfreev(s->argv);
   g_strfreev(s->environment);
   g_free(s->config_file);
+  g_free(s->status_socket);
+  g_free(s->status_group);
+  g_free(s->status_listen_address);
   if (s->warnings != NULL)
     g_ptr_array_unref(s->warnings);
   memset(s, 0, sizeof *s);

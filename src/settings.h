@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "status.h"
+
 #define SETTINGS_ERROR (settings_error_quark())
 GQuark settings_error_quark(void);
 
@@ -66,6 +68,15 @@ typedef struct {
   int stop_signal;
   int stop_timeout_s;
   int reload_batch;
+
+  /* status */
+  char *status_socket;        /* --status-socket */
+  char *status_group;         /* --status-group */
+  char *status_listen_address; /* --status-listen, without the port */
+  guint16 status_listen_port;
+  gboolean status_listen_nonlocal;
+  gboolean status_query;      /* --status: ask a running pool, start nothing */
+  StatusFormat status_format;
 
   /* application */
   char **argv;                /* what to exec, NULL-terminated */

@@ -359,6 +359,48 @@ static void test_help_fits_80_columns(void)
       g_error("--help line longer than 79 columns: '%s'", *l);
 }
 
+static void test_status_options(void)
+{
+  Settings s;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true(parse("-w -s /a.sock --status-socket=/run/a.status --status-group=adm "
+                      "--status-listen=[::1]:9100 -- app", &s, &error));
+  g_assert_no_error(error);
+  g_assert_cmpstr(s.status_socket, ==, "/run/a.status");
+  g_assert_cmpstr(s.status_group, ==, "adm");
+  g_assert_cmpstr(s.status_listen_address, ==, "[::1]");
+  g_assert_cmpuint(s.status_listen_port, ==, 9100);
+  g_assert_false(s.status_query);
+  settings_clear(&s);
+
+  expect_usage_error("--status-socket=/x -- app", "--status-socket needs --supervise");
+  expect_usage_error("-w --status-group=adm -- app", "--status-group needs --status-socket");
+  expect_usage_error("-w --status-listen-nonlocal -- app",
+                     "--status-listen-nonlocal needs --status-listen");
+  expect_usage_error("-w --status-listen=127.0.0.1 -- app", "is not ADDRESS:PORT");
+  expect_usage_error("-w --status-listen=::1:80 -- app", "is not ADDRESS:PORT");
+  expect_usage_error("-w --status-listen=127.0.0.1:0 -- app", "is not a port number");
+  expect_usage_error("--status", "--status needs --status-socket");
+  expect_usage_error("--status=xml --status-socket=/x", "unknown format 'xml'");
+}
+
+/* The client needs no application, and takes the format. */
+static void test_status_query(void)
+{
+  Settings s;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true(parse("--status=json --status-socket=/run/a.status", &s, &error));
+  g_assert_no_error(error);
+  g_assert_true(s.status_query);
+  g_assert_cmpint(s.status_format, ==, STATUS_FORMAT_JSON);
+  settings_clear(&s);
+  g_assert_true(parse("--status --status-socket=/run/a.status", &s, &error));
+  g_assert_cmpint(s.status_format, ==, STATUS_FORMAT_TEXT);
+  settings_clear(&s);
+}
+
 int main(int argc, char **argv)
 {
   g_test_init(&argc, &argv, NULL);
@@ -378,5 +420,7 @@ int main(int argc, char **argv)
   g_test_add_func("/settings/command-line-bytes", test_command_line_bytes);
   g_test_add_func("/settings/help-question-mark", test_help_question_mark);
   g_test_add_func("/settings/help-fits-80-columns", test_help_fits_80_columns);
+  g_test_add_func("/settings/status-options", test_status_options);
+  g_test_add_func("/settings/status-query", test_status_query);
   return g_test_run();
 }
