@@ -10,6 +10,9 @@ enum {
   EXIT_STATUS_SOCKET = 4,        /* the listening socket could not be had */
   EXIT_STATUS_PRIVILEGE = 5,     /* chroot, chdir, limits, privilege drop, fd set-up */
   EXIT_STATUS_NOT_EXECUTABLE = 126,
+  /* spawn-fcgi --status only, as systemctl status and LSB status use them: */
+  EXIT_STATUS_NOT_RUNNING = 3,   /* no status socket, or nobody listens on it */
+  EXIT_STATUS_UNKNOWN = 4,       /* no access, no answer or a bad one */
   EXIT_STATUS_NOT_FOUND = 127,
 };
 

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "children.h"
@@ -23,6 +24,8 @@
 #include "privileges.h"
 #include "settings.h"
 #include "sockets.h"
+#include "status-client.h"
+#include "status-server.h"
 #include "supervisor.h"
 #include "systemd.h"
 
@@ -72,11 +75,86 @@ static int acquire_socket_and_root(Plan *plan, GError **error)
   return fd;
 }
 
+/* The status endpoints of a supervisor (--status-socket, --status-listen),
+ * created before any chroot: their paths are on the host, where
+ * `spawn-fcgi --status` looks for them. */
+typedef struct {
+  int fds[2];
+  guint n;
+} StatusSockets;
+
+static void release_status_sockets(Plan *plan, StatusSockets *ss)
+{
+  for (guint i = 0; i < ss->n; i++)
+    close(ss->fds[i]);
+  ss->n = 0;
+  socket_remove_own(&plan->status_unix);
+}
+
+static gboolean acquire_status_sockets(Plan *plan, StatusSockets *ss, GError **error)
+{
+  SocketPlan *wanted[] = { &plan->status_unix, &plan->status_tcp };
+
+  ss->n = 0;
+  for (gsize i = 0; i < G_N_ELEMENTS(wanted); i++) {
+    if (wanted[i]->path == NULL && wanted[i]->addr_text == NULL)
+      continue;
+    int fd = socket_acquire(wanted[i], error);
+    if (fd < 0) {
+      release_status_sockets(plan, ss);
+      return FALSE;
+    }
+    ss->fds[ss->n++] = fd;
+  }
+  return TRUE;
+}
+
+/* "php" for /etc/spawn-fcgi/php.conf */
+static char *instance_name(const char *config_file)
+{
+  if (config_file == NULL)
+    return g_strdup("");
+  char *name = g_path_get_basename(config_file);
+  if (g_str_has_suffix(name, ".conf") && strlen(name) > 5)
+    name[strlen(name) - 5] = '\0';
+  return name;
+}
+
+/* Hands the status sockets over to a status server (NULL without any). */
+static gboolean start_status_server(Plan *plan, StatusSockets *ss, StatusServer **out,
+                                    GError **error)
+{
+  const SocketPlan *sp = &plan->socket;
+  g_autofree char *instance = instance_name(plan->settings->config_file);
+  const char *listen = sp->path ? sp->path : sp->addr_text ? sp->addr_text :
+                       sp->passed_name ? sp->passed_name : "fd 0";
+  static const char *const sources[] = {
+    [SOCKET_SOURCE_PASSED] = "systemd", [SOCKET_SOURCE_UNIX] = "own",
+    [SOCKET_SOURCE_TCP] = "own", [SOCKET_SOURCE_STDIN] = "fd0",
+  };
+  PoolStatus base = {
+    .instance = instance,
+    .listen = listen,
+    .listen_source = sources[sp->source],
+    .backlog = sp->source == SOCKET_SOURCE_UNIX || sp->source == SOCKET_SOURCE_TCP
+               ? (guint) sp->backlog : 0,
+    .version = PACKAGE_VERSION,
+  };
+
+  *out = NULL;
+  if (ss->n == 0)
+    return TRUE;
+  *out = status_server_new(ss->fds, ss->n, &base, error);
+  ss->n = 0;                /* the server has them now, or closed them */
+  return *out != NULL;
+}
+
 static int run(Plan *plan)
 {
   const Settings *s = plan->settings;
   GError *error = NULL;
   PidFile pid_file = PID_FILE_NONE;
+  StatusSockets status_sockets = { .n = 0 };
   int listen_fd, status;
 
   int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -89,7 +167,12 @@ static int run(Plan *plan)
     return fail(error);
   if (s->pid_file && !pid_file_open(&pid_file, s->pid_file, &error))
     return fail(error);
+  if (!acquire_status_sockets(plan, &status_sockets, &error)) {
+    pid_file_abandon(&pid_file);
+    return fail(error);
+  }
   if ((listen_fd = acquire_socket_and_root(plan, &error)) < 0) {
+    release_status_sockets(plan, &status_sockets);
     pid_file_abandon(&pid_file);
     return fail(error);
   }
@@ -134,8 +217,19 @@ static int run(Plan *plan)
       .stop_timeout_ms = s->stop_timeout_s * 1000,
       .reload_batch = s->reload_batch,
     };
+    if (!start_status_server(plan, &status_sockets, &sc.status, &error)) {
+      release_status_sockets(plan, &status_sockets);
+      socket_remove_own(&plan->socket);
+      pid_file_abandon(&pid_file);
+      close(listen_fd);
+      log_error("%s", error->message);
+      g_error_free(error);
+      return EXIT_STATUS_PRIVILEGE;
+    }
     pid_file_write(&pid_file, &self, 1);
     status = supervisor_run(&lp, &sc, &plan->socket);
+    status_server_free(sc.status);
+    socket_remove_own(&plan->status_unix);
     if (status == EXIT_STATUS_OK)
       pid_file_remove(&pid_file);
     else
@@ -153,6 +247,21 @@ static int run(Plan *plan)
   }
   close(listen_fd);
   return status;
+}
+
+/* --status: ask a running pool, print its answer. */
+static int print_status(const Settings *s)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GString) body = status_client_fetch(s, &error);
+
+  if (body == NULL) {
+    log_error("%s", error->message);
+    return error->code == STATUS_CLIENT_ERROR_NOT_RUNNING ? EXIT_STATUS_NOT_RUNNING
+                                                         : EXIT_STATUS_UNKNOWN;
+  }
+  fwrite(body->str, 1, body->len, stdout);
+  return fflush(stdout) == 0 ? EXIT_STATUS_OK : EXIT_STATUS_UNKNOWN;
 }
 
 int main(int argc, char **argv)
@@ -175,6 +284,11 @@ int main(int argc, char **argv)
   if (parsed == SETTINGS_PARSE_EXIT) {
     settings_clear(&settings);
     return EXIT_STATUS_OK;
+  }
+  if (settings.status_query) {
+    status = print_status(&settings);
+    settings_clear(&settings);
+    return status;
   }
   for (guint i = 0; i < settings.warnings->len; i++)
     log_warning("%s", (const char *) g_ptr_array_index(settings.warnings, i));

@@ -17,6 +17,7 @@
 #include "children.h"
 #include "exit-status.h"
 #include "log.h"
+#include "status.h"
 #include "systemd.h"
 
 typedef struct {
@@ -27,13 +28,33 @@ typedef struct {
   bool replace;             /* to be replaced by the ongoing reload */
   bool probation;           /* reload: the new child must survive its start */
   pid_t previous;           /* reload: the old child, kept until then (or -1) */
+  guint64 restarts;         /* for the status: restarts of this slot */
+  int last_status;          /* wait status of its previous child, -1: none */
 } Slot;
+
+typedef struct {
+  pid_t pid;
+  int slot;
+} Retiring;
+
+/* What the status reports beyond the slots. */
+typedef struct {
+  guint64 quick_failures;
+  guint64 give_ups;
+  guint64 spawn_failures;
+  guint64 reloads;
+  gint64 last_reload_us;    /* wall clock */
+  const char *last_reload_result;
+  gint64 start_us;          /* wall clock */
+  PoolChildStatus *children;
+  char *last_summary;       /* the STATUS= line sent last */
+} Counters;
 
 typedef struct {
   const LaunchPlan *plan;
   const SupervisorConfig *cfg;
   Slot *slots;
-  GArray *retiring;         /* pid_t of old children asked to stop */
+  GArray *retiring;         /* Retiring: old children asked to stop */
   gint64 retire_deadline_ms;
   gint64 probation_deadline_ms;
   bool reloading;
@@ -45,6 +66,7 @@ typedef struct {
   guint64 watchdog_usec;
   gint64 watchdog_next_ms;
   int timer_fd;
+  Counters counters;
 } Supervisor;
 
 static gint64 now_ms(void)
@@ -60,11 +82,87 @@ static int running_count(const Supervisor *sv)
   return n;
 }
 
-static void notify_status(const Supervisor *sv)
+/* ---- status -------------------------------------------------------------- */
+
+static PoolChildStatus child_status(const Supervisor *sv, int slot, pid_t pid,
+                                    PoolChildState state, gint64 started_ms)
 {
-  systemd_notifyf("STATUS=%d of %d children running, %" G_GUINT64_FORMAT " restarts%s",
-             running_count(sv), sv->cfg->count, sv->restarts,
-             sv->stopping ? ", stopping" : sv->reloading ? ", reloading" : "");
+  gint64 age_ms = now_ms() - started_ms;
+  return (PoolChildStatus) {
+    .slot = (guint) slot,
+    .pid = pid,
+    .state = state,
+    .started_us = g_get_real_time() - age_ms * 1000,
+    .age_seconds = age_ms / 1000.0,
+    .slot_restarts = sv->slots[slot].restarts,
+    .last_exit_status = sv->slots[slot].last_status,
+  };
+}
+
+/* A snapshot of the pool for the status server and the STATUS= line.
+ * Without load signals every running child counts as idle and the queue
+ * as unknown. */
+static void fill_status(PoolStatus *st, gpointer data)
+{
+  Supervisor *sv = data;
+  Counters *c = &sv->counters;
+  guint n = 0;
+
+  c->children = g_renew(PoolChildStatus, c->children,
+                        2 * sv->cfg->count + sv->retiring->len);
+  for (int i = 0; i < sv->cfg->count; i++) {
+    const Slot *slot = &sv->slots[i];
+    if (slot->probation && slot->previous > 0)
+      c->children[n++] = child_status(sv, i, slot->previous, POOL_CHILD_IDLE, slot->started_ms);
+    if (slot->pid > 0)
+      c->children[n++] = child_status(sv, i, slot->pid, sv->stopping ? POOL_CHILD_RETIRING :
+                                      slot->probation ? POOL_CHILD_STARTING : POOL_CHILD_IDLE,
+                                      slot->started_ms);
+  }
+  for (guint i = 0; i < sv->retiring->len; i++) {
+    const Retiring *r = &g_array_index(sv->retiring, Retiring, i);
+    c->children[n++] = child_status(sv, r->slot, r->pid, POOL_CHILD_RETIRING,
+                                    sv->slots[r->slot].started_ms);
+  }
+  st->pm = "static";
+  st->min_children = st->max_children = (guint) sv->cfg->count;
+  st->queue_known = false;
+  st->starting = st->idle = st->busy = st->retiring = 0;
+  for (guint i = 0; i < n; i++) {
+    switch (c->children[i].state) {
+    case POOL_CHILD_STARTING: st->starting++; break;
+    case POOL_CHILD_IDLE: st->idle++; break;
+    case POOL_CHILD_BUSY: st->busy++; break;
+    case POOL_CHILD_RETIRING: st->retiring++; break;
+    }
+  }
+  st->total = n;
+  st->restarts = sv->restarts;
+  st->quick_failures = c->quick_failures;
+  st->give_ups = c->give_ups;
+  st->spawn_failures = c->spawn_failures;
+  st->reloads = c->reloads;
+  st->last_reload_us = c->last_reload_us;
+  st->last_reload_result = c->last_reload_result;
+  st->start_time_us = c->start_us;
+  st->uptime_seconds = (g_get_real_time() - c->start_us) / (double) G_USEC_PER_SEC;
+  st->children = c->children;
+  st->n_children = n;
+}
+
+/* The STATUS= line, sent when it says something new. */
+static void notify_status(Supervisor *sv)
+{
+  PoolStatus st = { 0 };
+
+  fill_status(&st, sv);
+  g_autofree char *summary = status_summary(&st, sv->stopping ? "stopping" :
+                                                 sv->reloading ? "reloading" : NULL);
+  if (g_strcmp0(summary, sv->counters.last_summary) == 0)
+    return;
+  systemd_notifyf("STATUS=%s", summary);
+  g_free(sv->counters.last_summary);
+  sv->counters.last_summary = g_steal_pointer(&summary);
 }
 
 static void describe_exit(int status, char *buf, size_t len)
@@ -124,6 +222,8 @@ static void start_slot(Supervisor *sv, Slot *slot)
   slot->pid = spawn_child(sv);
   slot->started_ms = now_ms();
   if (slot->pid < 0) {
+    sv->counters.spawn_failures++;
+    sv->counters.quick_failures++;
     slot->quick_failures++;
     schedule_restart(sv, slot);
   }
@@ -140,7 +240,7 @@ static void signal_all(Supervisor *sv, int sig)
       kill(sv->slots[i].previous, sig);
   }
   for (guint i = 0; i < sv->retiring->len; i++)
-    kill(g_array_index(sv->retiring, pid_t, i), sig);
+    kill(g_array_index(sv->retiring, Retiring, i).pid, sig);
 }
 
 static void begin_stop(Supervisor *sv)
@@ -158,6 +258,7 @@ static void begin_stop(Supervisor *sv)
 static void give_up(Supervisor *sv)
 {
   sv->exit_status = EXIT_STATUS_CHILD_FAILED;
+  sv->counters.give_ups++;
   if (!sv->stopping)
     begin_stop(sv);
 }
@@ -179,6 +280,9 @@ static void begin_reload(Supervisor *sv)
 {
   systemd_notifyf("RELOADING=1\nMONOTONIC_USEC=%" G_GINT64_FORMAT, g_get_monotonic_time());
   sv->reloading = true;
+  sv->counters.reloads++;
+  sv->counters.last_reload_us = g_get_real_time();
+  sv->counters.last_reload_result = "running";
   for (int i = 0; i < sv->cfg->count; i++)
     sv->slots[i].replace = true;
   notify_status(sv);
@@ -202,6 +306,8 @@ static void reload_step(Supervisor *sv)
       more |= sv->slots[i].replace;
   } while (more);
   sv->reloading = false;
+  if (g_strcmp0(sv->counters.last_reload_result, "running") == 0)
+    sv->counters.last_reload_result = "done";
   systemd_notify("READY=1");
   notify_status(sv);
 }
@@ -227,6 +333,8 @@ static void reload_batch(Supervisor *sv)
       /* The old child stays: a reload must not take capacity away. */
       log_error("reload stopped: a new child could not be started; "
                 "the old children keep running");
+      sv->counters.spawn_failures++;
+      sv->counters.last_reload_result = "failed";
       for (int j = 0; j < sv->cfg->count; j++)
         sv->slots[j].replace = false;
       break;
@@ -257,8 +365,9 @@ static void end_probation(Supervisor *sv)
     slot->probation = false;
     if (slot->pid > 0) {
       if (slot->previous > 0) {
+        Retiring r = { slot->previous, i };
         kill(slot->previous, sv->cfg->stop_signal);
-        g_array_append_val(sv->retiring, slot->previous);
+        g_array_append_val(sv->retiring, r);
       }
     } else {
       failed = true;
@@ -266,6 +375,7 @@ static void end_probation(Supervisor *sv)
         slot->pid = slot->previous;
         slot->restart_at_ms = 0;
       } else {
+        sv->counters.quick_failures++;
         slot->quick_failures++;
         schedule_restart(sv, slot);
       }
@@ -277,6 +387,7 @@ static void end_probation(Supervisor *sv)
   if (failed) {
     log_error("reload stopped: a new child died right after its start; "
               "the old children keep running");
+    sv->counters.last_reload_result = "failed";
     for (int i = 0; i < sv->cfg->count; i++)
       sv->slots[i].replace = false;
   }
@@ -289,7 +400,7 @@ static void end_probation(Supervisor *sv)
 static bool remove_retiring(Supervisor *sv, pid_t pid)
 {
   for (guint i = 0; i < sv->retiring->len; i++) {
-    if (g_array_index(sv->retiring, pid_t, i) == pid) {
+    if (g_array_index(sv->retiring, Retiring, i).pid == pid) {
       g_array_remove_index_fast(sv->retiring, i);
       return true;
     }
@@ -316,6 +427,7 @@ static void on_child_exit(Supervisor *sv, pid_t pid, int status)
     if (slot->pid != pid)
       continue;
     slot->pid = -1;
+    slot->last_status = status;
     if (sv->stopping)
       return;
     describe_exit(status, how, sizeof how);
@@ -326,6 +438,7 @@ static void on_child_exit(Supervisor *sv, pid_t pid, int status)
       return;
     }
     sv->restarts++;
+    slot->restarts++;
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
       /* A clean exit is the application's own choice (php-cgi leaves after
        * PHP_FCGI_MAX_REQUESTS requests): no failure, but never more than
@@ -337,6 +450,7 @@ static void on_child_exit(Supervisor *sv, pid_t pid, int status)
     } else {
       log_warning("child %d %s after %" G_GINT64_FORMAT " ms", (int) pid, how, lived);
       slot->quick_failures = lived < sv->cfg->restart_window_ms ? slot->quick_failures + 1 : 0;
+      sv->counters.quick_failures += slot->quick_failures > 0;
       schedule_restart(sv, slot);
     }
     notify_status(sv);
@@ -397,7 +511,7 @@ static void on_timer(Supervisor *sv)
     end_probation(sv);
   if (!sv->stopping && sv->retiring->len > 0 && now >= sv->retire_deadline_ms) {
     for (guint i = 0; i < sv->retiring->len; i++)
-      kill(g_array_index(sv->retiring, pid_t, i), SIGKILL);
+      kill(g_array_index(sv->retiring, Retiring, i).pid, SIGKILL);
     sv->retire_deadline_ms = G_MAXINT64;
   }
   for (int i = 0; i < sv->cfg->count && !sv->stopping; i++) {
@@ -455,8 +569,9 @@ int supervisor_run(const LaunchPlan *plan, const SupervisorConfig *cfg,
     .plan = plan,
     .cfg = cfg,
     .slots = g_new0(Slot, cfg->count),
-    .retiring = g_array_new(FALSE, FALSE, sizeof(pid_t)),
+    .retiring = g_array_new(FALSE, FALSE, sizeof(Retiring)),
     .exit_status = EXIT_STATUS_OK,
+    .counters = { .last_reload_result = "none", .start_us = g_get_real_time() },
   };
   sigset_t mask, old;
   int sig_fd;
@@ -485,8 +600,10 @@ int supervisor_run(const LaunchPlan *plan, const SupervisorConfig *cfg,
     sv.watchdog_usec = 0;
   sv.watchdog_next_ms = now_ms();
 
-  for (int i = 0; i < cfg->count; i++)
+  for (int i = 0; i < cfg->count; i++) {
     sv.slots[i].pid = sv.slots[i].previous = -1;
+    sv.slots[i].last_status = -1;
+  }
   for (int i = 0; i < cfg->count && !sv.stopping; i++) {
     start_slot(&sv, &sv.slots[i]);
   }
@@ -497,12 +614,13 @@ int supervisor_run(const LaunchPlan *plan, const SupervisorConfig *cfg,
   }
 
   while (!(sv.stopping && all_gone(&sv))) {
-    struct pollfd fds[2] = {
+    struct pollfd fds[3] = {
       { .fd = sig_fd, .events = POLLIN },
       { .fd = sv.timer_fd, .events = POLLIN },
+      { .fd = cfg->status ? status_server_fd(cfg->status) : -1, .events = POLLIN },
     };
     arm_timer(&sv);
-    if (poll(fds, 2, -1) < 0) {
+    if (poll(fds, 3, -1) < 0) {
       if (errno == EINTR)
         continue;
       log_error("poll failed: %s", g_strerror(errno));
@@ -520,6 +638,8 @@ int supervisor_run(const LaunchPlan *plan, const SupervisorConfig *cfg,
       (void) !read(sv.timer_fd, &expirations, sizeof expirations);
       on_timer(&sv);
     }
+    if (fds[2].revents & POLLIN)
+      status_server_dispatch(cfg->status, fill_status, &sv);
     /* signalfd coalesces SIGCHLD: reap whatever is there. */
     reap(&sv);
   }
@@ -532,5 +652,7 @@ int supervisor_run(const LaunchPlan *plan, const SupervisorConfig *cfg,
   sigprocmask(SIG_SETMASK, &old, NULL);
   g_array_unref(sv.retiring);
   g_free(sv.slots);
+  g_free(sv.counters.children);
+  g_free(sv.counters.last_summary);
   return sv.exit_status;
 }

@@ -25,6 +25,7 @@
 
 #include "launch.h"
 #include "sockets.h"
+#include "status-server.h"
 
 typedef struct {
   int count;                 /* children wanted */
@@ -33,6 +34,7 @@ typedef struct {
   int stop_signal;
   int stop_timeout_ms;
   int reload_batch;          /* children replaced at a time on SIGHUP */
+  StatusServer *status;      /* answers status clients; NULL: none */
 } SupervisorConfig;
 
 /* On reload, a new child must stay alive this long before the old one it
