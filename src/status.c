@@ -378,7 +378,8 @@ static void prom_family(GString *out, const char *name, const char *type, const 
 }
 
 /* A label value: valid UTF-8, with backslash, double quote and newline
- * escaped as the exposition format asks. */
+ * escaped as the exposition format asks; other control characters, which
+ * would reach the terminal of whoever reads the metrics, become U+FFFD. */
 static void prom_label_value(GString *out, const char *value)
 {
   g_autofree char *valid = g_utf8_make_valid(or_empty(value), -1);
@@ -390,6 +391,8 @@ static void prom_label_value(GString *out, const char *value)
       g_string_append(out, "\\\"");
     else if (*p == '\n')
       g_string_append(out, "\\n");
+    else if ((unsigned char) *p < 0x20 || *p == 0x7f)
+      g_string_append(out, "\xef\xbf\xbd");
     else
       g_string_append_c(out, *p);
   }
