@@ -12,7 +12,6 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "children.h"
@@ -109,23 +108,12 @@ static gboolean acquire_status_sockets(Plan *plan, StatusSockets *ss, GError **e
   return TRUE;
 }
 
-/* "php" for /etc/spawn-fcgi/php.conf */
-static char *instance_name(const char *config_file)
-{
-  if (config_file == NULL)
-    return g_strdup("");
-  char *name = g_path_get_basename(config_file);
-  if (g_str_has_suffix(name, ".conf") && strlen(name) > 5)
-    name[strlen(name) - 5] = '\0';
-  return name;
-}
-
 /* Hands the status sockets over to a status server (NULL without any). */
 static gboolean start_status_server(Plan *plan, StatusSockets *ss, StatusServer **out,
                                     GError **error)
 {
   const SocketPlan *sp = &plan->socket;
-  g_autofree char *instance = instance_name(plan->settings->config_file);
+  g_autofree char *instance = settings_instance_name(plan->settings->config_file);
   const char *listen = sp->path ? sp->path : sp->addr_text ? sp->addr_text :
                        sp->passed_name ? sp->passed_name : "fd 0";
   static const char *const sources[] = {

@@ -626,6 +626,12 @@ static void warn(Settings *s, const char *fmt, ...)
  * application, its socket) does not matter. */
 static gboolean check_status_query(const Raw *merged, Settings *s, GError **error)
 {
+  if (!GIVEN(OPT_STATUS_SOCKET) && !GIVEN(OPT_STATUS_LISTEN) && s->config_file) {
+    /* Where the supervised template unit puts it. */
+    g_autofree char *name = settings_instance_name(s->config_file);
+    s->status_socket = g_strdup_printf(SETTINGS_UNIT_STATUS_DIR "/%s.status", name);
+    return TRUE;
+  }
   if (!GIVEN(OPT_STATUS_SOCKET) && !GIVEN(OPT_STATUS_LISTEN))
     return usage_error(error, "%s needs --status-socket=PATH, or --config=FILE with "
                        "status-socket=", ORIGIN(OPT_STATUS));
@@ -781,6 +787,16 @@ out:
   if (!ok)
     settings_clear(out);
   return ok;
+}
+
+char *settings_instance_name(const char *config_file)
+{
+  if (config_file == NULL)
+    return g_strdup("");
+  char *name = g_path_get_basename(config_file);
+  if (g_str_has_suffix(name, ".conf") && strlen(name) > 5)
+    name[strlen(name) - 5] = '\0';
+  return name;
 }
 
 /* ---- help and version ---------------------------------------------------- */

@@ -100,6 +100,15 @@ typedef enum {
 gboolean settings_parse(int argc, char **argv, Settings *out,
                         SettingsParseResult *result, GError **error);
 
+/* The instance a config file describes: "php" for /etc/spawn-fcgi/php.conf;
+ * "" without a file. */
+char *settings_instance_name(const char *config_file);
+
+/* Where the supervised template unit puts the status socket of an
+ * instance, and where --status --config=FILE looks without
+ * status-socket=. */
+#define SETTINGS_UNIT_STATUS_DIR "/run/spawn-fcgi"
+
 void settings_print_help(FILE *to);
 void settings_print_version(FILE *to);
 

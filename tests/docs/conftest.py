@@ -90,7 +90,7 @@ def help_options(help_text):
 
 # Options that only make sense on the command line: not config file keys.
 COMMAND_LINE_ONLY = {"help", "version", "config", "check", "explain-limits",
-                     "file"}
+                     "file", "status"}
 # Keys that exist only in the config file.
 CONFIG_ONLY = {"exec", "environment"}
 

@@ -399,6 +399,18 @@ static void test_status_query(void)
   g_assert_true(parse("--status --status-socket=/run/a.status", &s, &error));
   g_assert_cmpint(s.status_format, ==, STATUS_FORMAT_TEXT);
   settings_clear(&s);
+
+  /* A config file without status-socket=: where the template unit puts it. */
+  g_autofree char *dir = g_dir_make_tmp("settings-XXXXXX", NULL);
+  g_autofree char *conf = g_build_filename(dir, "php.conf", NULL);
+  g_assert_true(g_file_set_contents(conf, "[spawn-fcgi]\nexec=/bin/true\n", -1, NULL));
+  g_autofree char *line = g_strdup_printf("--status=prometheus --config=%s", conf);
+  g_assert_true(parse(line, &s, &error));
+  g_assert_no_error(error);
+  g_assert_cmpstr(s.status_socket, ==, "/run/spawn-fcgi/php.status");
+  settings_clear(&s);
+  g_unlink(conf);
+  g_rmdir(dir);
 }
 
 int main(int argc, char **argv)
