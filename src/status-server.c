@@ -37,6 +37,7 @@ struct StatusServer {
   int listen_fds[MAX_LISTENERS];
   guint n_listen;
   PoolStatus base;               /* strings owned */
+  StatusPssCache *pss;
   Client clients[STATUS_MAX_CLIENTS];
 };
 
@@ -150,7 +151,7 @@ static GString *answer(StatusServer *server, StatusRequest req, bool head,
   PoolStatus st = server->base;
   g_autoptr(GString) body = g_string_new(NULL);
   fill(&st, data);
-  pool_status_read_proc(&st);
+  pool_status_read_proc_cached(&st, server->pss);
   status_format(&st, format, body);
   respond(out, "200 OK", NULL, content_types[format], body, head);
   return out;
@@ -331,6 +332,7 @@ StatusServer *status_server_new(const int *listen_fds, guint n_fds, const PoolSt
 
   g_return_val_if_fail(n_fds <= MAX_LISTENERS, NULL);
   server->timer_fd = -1;
+  server->pss = status_pss_cache_new();
   for (guint k = 0; k < STATUS_MAX_CLIENTS; k++)
     server->clients[k].fd = -1;
   for (guint i = 0; i < n_fds; i++)
@@ -383,5 +385,6 @@ void status_server_free(StatusServer *server)
   g_free((char *) server->base.listen);
   g_free((char *) server->base.listen_source);
   g_free((char *) server->base.version);
+  status_pss_cache_free(server->pss);
   g_free(server);
 }

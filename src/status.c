@@ -71,6 +71,22 @@ static void append_double(GString *out, double v)
   g_string_append(out, g_ascii_formatd(buf, sizeof buf, "%.3f", v));
 }
 
+/* Decimal digits without printf: the metrics have hundreds of them. */
+static void append_int(GString *out, gint64 v)
+{
+  char buf[24];
+  int i = sizeof buf;
+  guint64 u = v < 0 ? -(guint64) v : (guint64) v;
+
+  do {
+    buf[--i] = (char) ('0' + u % 10);
+    u /= 10;
+  } while (u);
+  if (v < 0)
+    buf[--i] = '-';
+  g_string_append_len(out, buf + i, (gssize) sizeof buf - i);
+}
+
 /* The exit status as a shell reports it: N, or 128 + signal. */
 static int exit_code(int wait_status)
 {
@@ -382,7 +398,10 @@ static void prom_family(GString *out, const char *name, const char *type, const 
  * would reach the terminal of whoever reads the metrics, become U+FFFD. */
 static void prom_label_value(GString *out, const char *value)
 {
-  g_autofree char *valid = g_utf8_make_valid(or_empty(value), -1);
+  /* Most values (numbers, names) are valid already: no copy for them. */
+  g_autofree char *copy = g_utf8_validate(or_empty(value), -1, NULL)
+                          ? NULL : g_utf8_make_valid(value, -1);
+  const char *valid = copy ? copy : or_empty(value);
 
   for (const char *p = valid; *p; p++) {
     if (*p == '\\')
@@ -400,7 +419,9 @@ static void prom_label_value(GString *out, const char *value)
 
 static void prom_label(GString *out, bool *first, const char *name, const char *value)
 {
-  g_string_append_printf(out, "%s%s=\"", *first ? "{" : ",", name);
+  g_string_append_c(out, *first ? '{' : ',');
+  g_string_append(out, name);
+  g_string_append(out, "=\"");
   prom_label_value(out, value);
   g_string_append_c(out, '"');
   *first = false;
@@ -420,7 +441,7 @@ static void prom_sample(GString *out, const char *name, double value,
     g_string_append_c(out, '}');
   g_string_append_c(out, ' ');
   if (value == (double) (gint64) value)
-    g_string_append_printf(out, "%" G_GINT64_FORMAT, (gint64) value);
+    append_int(out, (gint64) value);
   else
     append_double(out, value);
   g_string_append_c(out, '\n');
@@ -589,19 +610,31 @@ gboolean status_parse_smaps_rollup(const char *text, guint64 *rss, guint64 *pss)
   return have_rss && have_pss;
 }
 
-gboolean status_parse_proc_stat(const char *text, guint64 *ticks)
+gboolean status_parse_proc_stat(const char *text, guint64 *ticks, guint64 *rss_pages)
 {
   /* The command name may hold spaces and parentheses: fields start after
-   * the last ')'.  utime and stime are fields 14 and 15 of the line, the
-   * 12th and 13th after the name. */
+   * the last ')'.  utime and stime are fields 14 and 15 of the line, rss
+   * field 24. */
   const char *p = strrchr(text, ')');
-  guint64 utime, stime;
+  guint64 field[25] = { 0 };
+  int n = 3;                 /* p + 2 is field 3, the state */
 
-  if (p == NULL ||
-      sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %" G_GUINT64_FORMAT
-             " %" G_GUINT64_FORMAT, &utime, &stime) != 2)
+  if (p == NULL || p[1] != ' ' || p[2] == '\0')
     return FALSE;
-  *ticks = utime + stime;
+  p += 2;
+  /* Fields 4 to 24 are numbers (some signed: those are not used). */
+  for (p = strchr(p, ' '); p && n < 24; p = strchr(p, ' ')) {
+    char *end;
+    n++;
+    field[n] = g_ascii_strtoull(p + 1, &end, 10);
+    if (end == p + 1)
+      field[n] = 0;
+    p = end;
+  }
+  if (n < 24)
+    return FALSE;
+  *ticks = field[14] + field[15];
+  *rss_pages = field[24];
   return TRUE;
 }
 
@@ -631,22 +664,121 @@ static gboolean read_proc_file(pid_t pid, const char *name, char *buf, size_t si
   return TRUE;
 }
 
+static long ticks_per_second(void)
+{
+  static long ticks;
+  if (ticks <= 0)
+    ticks = sysconf(_SC_CLK_TCK);
+  return ticks;
+}
+
+/* RSS and CPU time, from one cheap file: read every time. */
+static void read_rss_and_cpu(PoolChildStatus *c)
+{
+  static long page_size;
+  char buf[1024];
+  guint64 pages, ticks;
+
+  if (page_size <= 0)
+    page_size = sysconf(_SC_PAGESIZE);
+  if (read_proc_file(c->pid, "stat", buf, sizeof buf) &&
+      status_parse_proc_stat(buf, &ticks, &pages) && ticks_per_second() > 0) {
+    c->cpu_seconds = (double) ticks / (double) ticks_per_second();
+    c->rss_bytes = pages * (guint64) page_size;
+  }
+}
+
+static guint64 read_pss(pid_t pid)
+{
+  char buf[4096];
+  guint64 rss = 0, pss = 0;
+
+  if (read_proc_file(pid, "smaps_rollup", buf, sizeof buf))
+    status_parse_smaps_rollup(buf, &rss, &pss);
+  return pss;
+}
+
 void pool_status_read_proc(PoolStatus *st)
 {
-  static long ticks_per_second;
-  char buf[4096];
-
-  if (ticks_per_second <= 0)
-    ticks_per_second = sysconf(_SC_CLK_TCK);
   for (guint i = 0; i < st->n_children; i++) {
     PoolChildStatus *c = &st->children[i];
-    guint64 ticks;
     if (c->pid <= 0)
       continue;
-    if (read_proc_file(c->pid, "smaps_rollup", buf, sizeof buf))
-      status_parse_smaps_rollup(buf, &c->rss_bytes, &c->pss_bytes);
-    if (read_proc_file(c->pid, "stat", buf, sizeof buf) &&
-        status_parse_proc_stat(buf, &ticks) && ticks_per_second > 0)
-      c->cpu_seconds = (double) ticks / (double) ticks_per_second;
+    read_rss_and_cpu(c);
+    c->pss_bytes = read_pss(c->pid);
   }
+}
+
+typedef struct {
+  guint64 pss;
+  gint64 read_us;            /* monotonic */
+  bool read;                 /* read_us and pss are set */
+  bool seen;                 /* still a child at the last call */
+} PssEntry;
+
+struct StatusPssCache {
+  GHashTable *by_pid;        /* GINT_TO_POINTER(pid) -> PssEntry */
+};
+
+StatusPssCache *status_pss_cache_new(void)
+{
+  StatusPssCache *cache = g_new0(StatusPssCache, 1);
+  cache->by_pid = g_hash_table_new_full(NULL, NULL, NULL, g_free);
+  return cache;
+}
+
+void status_pss_cache_free(StatusPssCache *cache)
+{
+  if (cache == NULL)
+    return;
+  g_hash_table_unref(cache->by_pid);
+  g_free(cache);
+}
+
+static gboolean forget_unseen(gpointer key, gpointer value, gpointer data)
+{
+  PssEntry *e = value;
+  bool gone = !e->seen;
+  e->seen = false;
+  return gone;
+}
+
+void pool_status_read_proc_cached(PoolStatus *st, StatusPssCache *cache)
+{
+  gint64 now = g_get_monotonic_time();
+  gint64 max_age = (gint64) STATUS_PSS_MAX_AGE_S * G_USEC_PER_SEC;
+
+  for (guint i = 0; i < st->n_children; i++) {
+    PoolChildStatus *c = &st->children[i];
+    if (c->pid <= 0)
+      continue;
+    read_rss_and_cpu(c);
+    PssEntry *e = g_hash_table_lookup(cache->by_pid, GINT_TO_POINTER(c->pid));
+    if (e == NULL) {
+      e = g_new0(PssEntry, 1);
+      g_hash_table_insert(cache->by_pid, GINT_TO_POINTER(c->pid), e);
+    }
+    e->seen = true;
+    c->pss_bytes = e->pss;
+  }
+  /* Refresh the stalest, within the budget (at least one). */
+  for (guint n = 0; n == 0 || g_get_monotonic_time() - now < STATUS_PSS_BUDGET_US; n++) {
+    PoolChildStatus *oldest = NULL;
+    PssEntry *oldest_entry = NULL;
+    for (guint i = 0; i < st->n_children; i++) {
+      PoolChildStatus *c = &st->children[i];
+      PssEntry *e = c->pid > 0 ? g_hash_table_lookup(cache->by_pid, GINT_TO_POINTER(c->pid)) : NULL;
+      if (e && (!e->read || now - e->read_us >= max_age) &&
+          (!oldest_entry || !e->read || e->read_us < oldest_entry->read_us)) {
+        oldest = c;
+        oldest_entry = e;
+      }
+    }
+    if (oldest == NULL)
+      break;
+    oldest_entry->pss = oldest->pss_bytes = read_pss(oldest->pid);
+    oldest_entry->read_us = now;
+    oldest_entry->read = true;
+  }
+  g_hash_table_foreach_remove(cache->by_pid, forget_unseen, NULL);
 }

@@ -38,11 +38,27 @@ void status_format_prometheus(const PoolStatus *status, GString *out);
  * "stopping". */
 char *status_summary(const PoolStatus *status, const char *phase);
 
-/* Fills rss_bytes and pss_bytes (/proc/PID/smaps_rollup) and cpu_seconds
- * (/proc/PID/stat) of every child; what cannot be read stays 0. */
+/* Fills rss_bytes (/proc/PID/stat), pss_bytes (/proc/PID/smaps_rollup)
+ * and cpu_seconds (/proc/PID/stat) of every child; what cannot be read
+ * stays 0. */
 void pool_status_read_proc(PoolStatus *status);
 
+/* The same within a budget for a server that answers often: PSS needs a
+ * walk of the child's page tables (about 0.3-1 ms for a php-cgi), so per
+ * call it is read only for the children whose value is oldest and older
+ * than STATUS_PSS_MAX_AGE_S, one at least and more while the call has
+ * taken less than STATUS_PSS_BUDGET_US, and remembered in cache in
+ * between (0, unknown, before the first read); RSS and CPU time are
+ * always read (a few microseconds each). */
+#define STATUS_PSS_BUDGET_US 300
+#define STATUS_PSS_MAX_AGE_S 30
+typedef struct StatusPssCache StatusPssCache;
+StatusPssCache *status_pss_cache_new(void);
+void status_pss_cache_free(StatusPssCache *cache);
+void pool_status_read_proc_cached(PoolStatus *status, StatusPssCache *cache);
+
 /* The parsers behind it, for tests: the Rss and Pss lines of smaps_rollup
- * (kB) in bytes; utime + stime of a stat line in clock ticks. */
+ * (kB) in bytes; utime + stime of a stat line in clock ticks, and its rss
+ * in pages. */
 gboolean status_parse_smaps_rollup(const char *text, guint64 *rss, guint64 *pss);
-gboolean status_parse_proc_stat(const char *text, guint64 *ticks);
+gboolean status_parse_proc_stat(const char *text, guint64 *ticks, guint64 *rss_pages);

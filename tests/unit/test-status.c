@@ -4,6 +4,7 @@
 #include <glib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "status.h"
@@ -195,7 +196,7 @@ static void test_format_names(void)
 
 static void test_parse_proc(void)
 {
-  guint64 rss = 0, pss = 0, ticks = 0;
+  guint64 rss = 0, pss = 0, ticks = 0, pages = 0;
   const char *rollup = "55a0c0000000-7ffd1d9f6000 ---p 00000000 00:00 0     [rollup]\n"
                        "Rss:                2048 kB\n"
                        "Pss:                 512 kB\n"
@@ -206,10 +207,12 @@ static void test_parse_proc(void)
   g_assert_false(status_parse_smaps_rollup("Rss: 1 kB\n", &rss, &pss));
 
   /* A command name with spaces and a ')' in it. */
-  const char *stat = "1234 (a) b (c) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0";
-  g_assert_true(status_parse_proc_stat(stat, &ticks));
+  const char *stat = "1234 (a) b (c) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0 "
+                     "5000 10000000 777 18446744073709551615";
+  g_assert_true(status_parse_proc_stat(stat, &ticks, &pages));
   g_assert_cmpuint(ticks, ==, 300);
-  g_assert_false(status_parse_proc_stat("garbage", &ticks));
+  g_assert_cmpuint(pages, ==, 777);
+  g_assert_false(status_parse_proc_stat("garbage", &ticks, &pages));
 }
 
 static void test_read_proc_of_self(void)
@@ -219,10 +222,10 @@ static void test_read_proc_of_self(void)
   PoolChildStatus both[2] = { child, gone };
   PoolStatus st = { .children = both, .n_children = 2 };
 
-  /* Burn a little CPU so that the count is above 0. */
+  /* Burn some CPU time (not wall time) so that the count is above 0. */
   volatile guint64 x = 0;
-  gint64 until = g_get_monotonic_time() + 30000;
-  while (g_get_monotonic_time() < until)
+  clock_t until = clock() + CLOCKS_PER_SEC / 10;
+  while (clock() < until)
     x++;
   pool_status_read_proc(&st);
   g_assert_cmpuint(both[0].rss_bytes, >, 0);
@@ -230,6 +233,25 @@ static void test_read_proc_of_self(void)
   g_assert_cmpuint(both[0].pss_bytes, <=, both[0].rss_bytes);
   g_assert_cmpfloat(both[0].cpu_seconds, >, 0);
   g_assert_cmpuint(both[1].rss_bytes, ==, 0);
+}
+
+/* The server's variant: RSS and CPU every time, PSS within its budget
+ * (at least one child per call). */
+static void test_read_proc_cached(void)
+{
+  PoolChildStatus child = { .pid = getpid() };
+  PoolStatus st = { .children = &child, .n_children = 1 };
+  StatusPssCache *cache = status_pss_cache_new();
+
+  pool_status_read_proc_cached(&st, cache);
+  g_assert_cmpuint(child.rss_bytes, >, 0);
+  g_assert_cmpuint(child.pss_bytes, >, 0);
+  guint64 pss = child.pss_bytes;
+  child = (PoolChildStatus) { .pid = getpid() };
+  pool_status_read_proc_cached(&st, cache);
+  /* Remembered, not read again within STATUS_PSS_MAX_AGE_S. */
+  g_assert_cmpuint(child.pss_bytes, ==, pss);
+  status_pss_cache_free(cache);
 }
 
 int main(int argc, char **argv)
@@ -245,5 +267,6 @@ int main(int argc, char **argv)
   g_test_add_func("/status/format-names", test_format_names);
   g_test_add_func("/status/parse-proc", test_parse_proc);
   g_test_add_func("/status/read-proc-self", test_read_proc_of_self);
+  g_test_add_func("/status/read-proc-cached", test_read_proc_cached);
   return g_test_run();
 }
