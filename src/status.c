@@ -580,10 +580,15 @@ char *status_summary(const PoolStatus *st, const char *phase)
 {
   GString *out = g_string_new(NULL);
 
-  if (st->queue_known)
-    g_string_append_printf(out, "%u children: %u busy, %u idle; queue %u", st->total,
-                           st->busy, st->idle, st->accept_queue);
-  else
+  if (st->queue_known) {
+    g_string_append_printf(out, "%u children: %u busy, %u idle", st->total, st->busy,
+                           st->idle);
+    if (st->starting)
+      g_string_append_printf(out, ", %u starting", st->starting);
+    if (st->retiring)
+      g_string_append_printf(out, ", %u retiring", st->retiring);
+    g_string_append_printf(out, "; queue %u", st->accept_queue);
+  } else
     g_string_append_printf(out, "%u children running", st->total);
   g_string_append_printf(out, "; %" G_GUINT64_FORMAT " restarts", st->restarts);
   if (phase)

@@ -32,7 +32,8 @@ void status_format_json(const PoolStatus *status, GString *out);
 void status_format_prometheus(const PoolStatus *status, GString *out);
 
 /* The short summary for systemd's STATUS= line:
- * "4 children: 1 busy, 3 idle; queue 0; 12 restarts[; PHASE]".  Without
+ * "4 children: 1 busy, 3 idle[, N starting][, N retiring]; queue 0;
+ * 12 restarts[; PHASE]".  Without
  * load signals (queue_known false) busy and idle are unknown:
  * "4 children running; 12 restarts".  phase: NULL, "reloading",
  * "stopping". */

@@ -16,6 +16,7 @@
 
 #include "children.h"
 #include "exit-status.h"
+#include "loadwatch.h"
 #include "log.h"
 #include "status.h"
 #include "systemd.h"
@@ -47,6 +48,9 @@ typedef struct {
   const char *last_reload_result;
   gint64 start_us;          /* wall clock */
   PoolChildStatus *children;
+  pid_t *pids;              /* scratch for the load signals */
+  bool *busy;
+  guint max_queue;          /* highest accept queue seen when sampled */
   char *last_summary;       /* the STATUS= line sent last */
 } Counters;
 
@@ -67,6 +71,7 @@ typedef struct {
   gint64 watchdog_next_ms;
   int timer_fd;
   Counters counters;
+  LoadWatch *load;          /* NULL: no load signals for this socket */
 } Supervisor;
 
 static gint64 now_ms(void)
@@ -99,6 +104,34 @@ static PoolChildStatus child_status(const Supervisor *sv, int slot, pid_t pid,
   };
 }
 
+/* The accept queue, and which running children hold a connection, from
+ * the kernel (loadwatch); nothing is changed when that fails. */
+static void sample_load(Supervisor *sv, PoolStatus *st, PoolChildStatus *children, guint n)
+{
+  Counters *c = &sv->counters;
+  LoadQueue q;
+  guint k = 0;
+
+  if (sv->load == NULL || !loadwatch_queue(sv->load, &q, NULL))
+    return;
+  c->pids = g_renew(pid_t, c->pids, n + 1);
+  c->busy = g_renew(bool, c->busy, n + 1);
+  for (guint i = 0; i < n; i++)
+    if (children[i].state == POOL_CHILD_IDLE)
+      c->pids[k++] = children[i].pid;
+  if (!loadwatch_busy(sv->load, c->pids, k, c->busy, NULL))
+    return;
+  k = 0;
+  for (guint i = 0; i < n; i++)
+    if (children[i].state == POOL_CHILD_IDLE && c->busy[k++])
+      children[i].state = POOL_CHILD_BUSY;
+  c->max_queue = MAX(c->max_queue, q.queued);
+  st->queue_known = true;
+  st->accept_queue = q.queued;
+  st->max_accept_queue = c->max_queue;
+  st->backlog = q.backlog;
+}
+
 /* A snapshot of the pool for the status server and the STATUS= line.
  * Without load signals every running child counts as idle and the queue
  * as unknown. */
@@ -127,6 +160,7 @@ static void fill_status(PoolStatus *st, gpointer data)
   st->pm = "static";
   st->min_children = st->max_children = (guint) sv->cfg->count;
   st->queue_known = false;
+  sample_load(sv, st, c->children, n);
   st->starting = st->idle = st->busy = st->retiring = 0;
   for (guint i = 0; i < n; i++) {
     switch (c->children[i].state) {
@@ -596,6 +630,11 @@ int supervisor_run(const LaunchPlan *plan, const SupervisorConfig *cfg,
     g_free(sv.slots);
     return EXIT_STATUS_PRIVILEGE;
   }
+  g_autoptr(GError) no_load = NULL;
+  sv.load = loadwatch_new(plan->listen_fd, &no_load);
+  if (sv.load == NULL)
+    log_notice("no load signals (busy children, accept queue) for this socket: %s",
+               no_load->message);
   if (systemd_watchdog_enabled(&sv.watchdog_usec) <= 0)
     sv.watchdog_usec = 0;
   sv.watchdog_next_ms = now_ms();
@@ -653,6 +692,9 @@ int supervisor_run(const LaunchPlan *plan, const SupervisorConfig *cfg,
   g_array_unref(sv.retiring);
   g_free(sv.slots);
   g_free(sv.counters.children);
+  g_free(sv.counters.pids);
+  g_free(sv.counters.busy);
+  loadwatch_free(sv.load);
   g_free(sv.counters.last_summary);
   return sv.exit_status;
 }

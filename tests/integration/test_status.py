@@ -59,12 +59,14 @@ def status_json(status_socket):
 class Pool:
     """A supervisor with a status socket, started and waited for."""
 
-    def __init__(self, spawn, tmp, app, n=2, extra=(), status=None):
+    def __init__(self, spawn, tmp, app, n=2, extra=(), status=None, port=None):
         self.app = app
         self.n = n
         self.sock = tmp / "app.sock"
+        self.addr = f"127.0.0.1:{port}" if port else str(self.sock)
+        listen = ["-a", "127.0.0.1", "-p", port] if port else ["-s", self.sock]
         self.status = Path(status) if status else tmp / "php.status"
-        self.sv = spawn.start("-w", "-F", n, "-s", self.sock,
+        self.sv = spawn.start("-w", "-F", n, *listen,
                               f"--status-socket={self.status}", *extra,
                               "--", app)
         harness.wait_for_socket(str(self.status), proc=self.sv)
@@ -314,6 +316,56 @@ def test_json_is_valid_utf8_with_odd_names(spawn, tmp, app):
             assert "pool caf\u00e9 \\xff\\x01:" in text
     sv.proc.send_signal(signal.SIGTERM)
     assert sv.wait(timeout=30) == 0
+
+
+# ---------------------------------------------------------------------------
+# load signals from the kernel
+
+
+def stopped(pid):
+    return harness._proc_stat(pid)[1] == "T"
+
+
+@pytest.mark.parametrize("family", ["unix", "tcp"])
+def test_accept_queue_is_the_connections_really_waiting(spawn, tmp, app, family):
+    port = harness.free_port() if family == "tcp" else None
+    pool = Pool(spawn, tmp, app, n=2, port=port)
+    s = status_json(pool.status)
+    assert s["accept_queue"] == 0 and s["busy"] == 0, s
+    # Nobody accepts while every child is stopped: what connects waits.
+    for pid in pool.pids:
+        os.kill(pid, signal.SIGSTOP)
+    wait_until(lambda: all(stopped(p) for p in pool.pids), what="stopped children")
+    waiting = [harness.connect(pool.addr) for _ in range(5)]
+    s = status_json(pool.status)
+    assert s["accept_queue"] == 5, s
+    assert s["max_accept_queue"] >= 5
+    metrics = http(pool.status, "/metrics")[2].decode()
+    assert "spawn_fcgi_accept_queue 5\n" in metrics
+    text = spawn.run("--status", f"--status-socket={pool.status}").stdout
+    assert "Queue: 5 waiting" in text, text
+    for pid in pool.pids:
+        os.kill(pid, signal.SIGCONT)
+    for c in waiting:
+        c.close()
+    wait_until(lambda: status_json(pool.status)["accept_queue"] == 0,
+               what="the queue to drain")
+    assert pool.stop() == 0
+
+
+def test_busy_while_a_connection_is_held_open(spawn, tmp, app):
+    pool = Pool(spawn, tmp, app, n=2)
+    held = harness.connect(pool.addr)   # accepted by a child, no request yet
+
+    def one_busy():
+        s = status_json(pool.status)
+        busy = [c["pid"] for c in s["children"] if c["state"] == "busy"]
+        return busy if (s["busy"], s["idle"], len(busy)) == (1, 1, 1) else None
+    busy = wait_until(one_busy, what="one busy child")
+    assert busy[0] in pool.pids
+    held.close()
+    wait_until(lambda: status_json(pool.status)["busy"] == 0, what="no busy child")
+    assert pool.stop() == 0
 
 
 # ---------------------------------------------------------------------------

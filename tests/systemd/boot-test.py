@@ -1030,7 +1030,7 @@ def sv_status(c):
 
 
 def sv_expected_status(restarts):
-    return f"{SV_CHILDREN} children running; {restarts} restarts"
+    return f"{SV_CHILDREN} children: 0 busy, {SV_CHILDREN} idle; queue 0; {restarts} restarts"
 
 
 def sv_state(c):

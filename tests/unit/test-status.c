@@ -179,9 +179,14 @@ static void test_summary(void)
                     .accept_queue = 0, .restarts = 12 };
   g_autofree char *known = status_summary(&st, NULL);
   g_assert_cmpstr(known, ==, "4 children: 1 busy, 3 idle; queue 0; 12 restarts");
+  st.retiring = 2;
+  st.total = 6;
+  g_autofree char *retiring = status_summary(&st, "stopping");
+  g_assert_cmpstr(retiring, ==, "6 children: 1 busy, 3 idle, 2 retiring; queue 0; 12 restarts; "
+                  "stopping");
   st.queue_known = false;
   g_autofree char *unknown = status_summary(&st, "reloading");
-  g_assert_cmpstr(unknown, ==, "4 children running; 12 restarts; reloading");
+  g_assert_cmpstr(unknown, ==, "6 children running; 12 restarts; reloading");
 }
 
 static void test_format_names(void)
