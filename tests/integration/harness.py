@@ -745,31 +745,36 @@ http {{
     server {{
         listen 127.0.0.1:{port};
         root {root};
+{locations}
+    }}
+}}
+"""
+
+FASTCGI_LOCATION = """\
         location / {{
             include /etc/nginx/fastcgi_params;
             fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
             fastcgi_param REDIRECT_STATUS 200;
             fastcgi_pass {fastcgi_pass};
-        }}
-    }}
-}}
-"""
+        }}"""
 
 
 class Nginx:
     """nginx with a private configuration under dir, passing every request
-    to fastcgi_pass ("unix:/path" or "127.0.0.1:9000")."""
+    to fastcgi_pass ("unix:/path" or "127.0.0.1:9000"), or with the
+    location blocks given instead."""
 
     def __init__(self, tracker, directory, fastcgi_pass, root="/",
-                 user=None):
+                 user=None, locations=None):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         if user is None and is_root():
             user = "root root"
+        if locations is None:
+            locations = FASTCGI_LOCATION.format(fastcgi_pass=fastcgi_pass)
         conf = NGINX_CONF.format(
-            dir=self.dir, port=self.port, root=root,
-            fastcgi_pass=fastcgi_pass,
+            dir=self.dir, port=self.port, root=root, locations=locations,
             user_line=f"user {user};" if user else "")
         self.conf = self.dir / "nginx.conf"
         self.conf.write_text(conf)

@@ -477,21 +477,8 @@ def test_silent_and_crowding_clients_do_not_delay_a_restart(spawn, tmp, app):
 # a real Prometheus scrapes the pool through nginx
 
 
-NGINX_PROXY = """\
-worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log info;
-user root root;
-events {{ worker_connections 64; }}
-http {{
-    access_log {dir}/access.log;
-    client_body_temp_path {dir}/client_body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
+# The recipe of spawn-fcgi(1), STATUS.
+METRICS_LOCATION = """\
         location = /metrics {{
             allow 127.0.0.1;
             deny all;
@@ -499,10 +486,7 @@ http {{
         }}
         location / {{
             return 404;
-        }}
-    }}
-}}
-"""
+        }}"""
 
 PROMETHEUS_CONF = """\
 global:
@@ -530,15 +514,9 @@ def test_prometheus_scrapes_through_nginx(spawn, tmp, app, procs, root_only):
         pytest.skip("prometheus not installed (apt-get install prometheus)")
     pool = Pool(spawn, tmp, app, n=3)
 
-    ndir = tmp / "nginx"
-    ndir.mkdir()
-    nport = harness.free_port()
-    (ndir / "nginx.conf").write_text(NGINX_PROXY.format(
-        dir=ndir, port=nport, status=pool.status))
-    nginx = procs.start([harness.NGINX, "-p", ndir, "-e", ndir / "error.log",
-                         "-c", ndir / "nginx.conf", "-g", "daemon off;"],
-                        env=harness.base_env())
-    harness.wait_for_socket(f"127.0.0.1:{nport}", proc=nginx)
+    nginx = harness.Nginx(procs, tmp / "nginx", None, locations=METRICS_LOCATION.format(
+        status=pool.status))
+    nport = nginx.port
     code, body = harness.curl(f"http://127.0.0.1:{nport}/metrics")
     assert code == 200 and b"spawn_fcgi_children{" in body
 
