@@ -133,6 +133,36 @@ gboolean identity_lookup_group(const char *spec, gid_t *out, GError **error)
   return TRUE;
 }
 
+static gboolean member_listed(char **members, const char *user)
+{
+  if (user == NULL || members == NULL)
+    return FALSE;
+  for (char **m = members; *m != NULL; m++)
+    if (strcmp(*m, user) == 0)
+      return TRUE;
+  return FALSE;
+}
+
+gboolean identity_group_by_name(const char *name, const char *member, gid_t *gid,
+                                gboolean *listed)
+{
+  struct group *gr = getgrnam(name);
+  if (gr == NULL)
+    return FALSE;
+  *gid = gr->gr_gid;
+  *listed = member_listed(gr->gr_mem, member);
+  return TRUE;
+}
+
+gboolean identity_group_by_gid(gid_t gid, const char *member, gboolean *listed)
+{
+  struct group *gr = getgrgid(gid);
+  if (gr == NULL)
+    return FALSE;
+  *listed = member_listed(gr->gr_mem, member);
+  return TRUE;
+}
+
 gboolean identity_lookup_self(Identity *out, GError **error)
 {
   g_autofree char *uid = g_strdup_printf("%u", (unsigned) getuid());

@@ -36,6 +36,15 @@ gboolean identity_lookup_user(const char *spec, Identity *out, GError **error);
 /* Parses a group given by name or number into a gid.  A name must exist. */
 gboolean identity_lookup_group(const char *spec, gid_t *out, GError **error);
 
+/* A group looked up by name: TRUE when it exists, then *gid is its gid and
+ * *listed whether member (NULL: nobody) is in its member list.  No error
+ * distinction: an unknown group and a failed lookup are both FALSE. */
+gboolean identity_group_by_name(const char *name, const char *member, gid_t *gid,
+                                gboolean *listed);
+
+/* The same for a group given by gid. */
+gboolean identity_group_by_gid(gid_t gid, const char *member, gboolean *listed);
+
 /* The identity of the calling process's real uid (for limits without -u). */
 gboolean identity_lookup_self(Identity *out, GError **error);
 

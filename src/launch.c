@@ -18,14 +18,6 @@
 #include "exit-status.h"
 #include "privileges.h"
 
-bool launch_fail(LaunchFailure *f, LaunchStep step, int err, const char *detail)
-{
-  f->step = step;
-  f->err = err;
-  snprintf(f->detail, sizeof f->detail, "%s", detail ? detail : "");
-  return false;
-}
-
 /* True if fd refers to the same open socket as listen_fd (systemd's
  * StandardOutput=socket): the application must never write its output
  * into the listening socket. */

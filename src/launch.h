@@ -16,30 +16,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "launch-failure.h"
 #include "limits-conf.h"
-
-typedef enum {
-  LAUNCH_STEP_NONE = 0,
-  LAUNCH_STEP_SETSID,
-  LAUNCH_STEP_LIMITS,
-  LAUNCH_STEP_CHDIR,
-  LAUNCH_STEP_SETGROUPS,
-  LAUNCH_STEP_SETRESGID,
-  LAUNCH_STEP_SETRESUID,
-  LAUNCH_STEP_VERIFY,
-  LAUNCH_STEP_NO_NEW_PRIVS,
-  LAUNCH_STEP_SOCKET_FD,
-  LAUNCH_STEP_STDIO,
-  LAUNCH_STEP_CLOSE_FDS,
-  LAUNCH_STEP_SIGNALS,
-  LAUNCH_STEP_EXEC,
-} LaunchStep;
-
-typedef struct {
-  LaunchStep step;
-  int err;                 /* errno, or 0 */
-  char detail[512];        /* what exactly, for the message */
-} LaunchFailure;
 
 typedef struct {
   const LimitsPlan *limits;       /* NULL: no limits */
@@ -62,9 +40,6 @@ typedef struct {
 
 /* Returns only on failure. */
 void launch_exec(const LaunchPlan *plan, LaunchFailure *failure);
-
-/* Records a failed step; returns false for "return launch_fail(...)". */
-bool launch_fail(LaunchFailure *failure, LaunchStep step, int err, const char *detail);
 
 /* The documented exit status for a failure. */
 int launch_failure_exit_status(const LaunchFailure *failure);

@@ -10,7 +10,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -223,35 +222,17 @@ bool limits_plan_get(const LimitsPlan *plan, int resource, struct rlimit *out)
 
 /* ---- Group lookups ---- */
 
-static gboolean member_listed(char **members, const char *user)
-{
-  if (user == NULL || members == NULL)
-    return FALSE;
-  for (char **m = members; *m != NULL; m++)
-    if (strcmp(*m, user) == 0)
-      return TRUE;
-  return FALSE;
-}
-
+/* NSS, through identity, which owns every passwd and group lookup. */
 static gboolean nss_by_name(const char *group, const char *user, gid_t *gid,
                             gboolean *listed, gpointer data G_GNUC_UNUSED)
 {
-  struct group *gr = getgrnam(group);
-  if (gr == NULL)
-    return FALSE;
-  *gid = gr->gr_gid;
-  *listed = member_listed(gr->gr_mem, user);
-  return TRUE;
+  return identity_group_by_name(group, user, gid, listed);
 }
 
 static gboolean nss_by_gid(gid_t gid, const char *user, gboolean *listed,
                            gpointer data G_GNUC_UNUSED)
 {
-  struct group *gr = getgrgid(gid);
-  if (gr == NULL)
-    return FALSE;
-  *listed = member_listed(gr->gr_mem, user);
-  return TRUE;
+  return identity_group_by_gid(gid, user, listed);
 }
 
 const LimitsGroupLookup limits_nss_groups = {

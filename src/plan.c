@@ -13,8 +13,6 @@
 #include "launch.h"
 #include "report.h"
 
-G_DEFINE_QUARK(spawn-fcgi-error, spawn_error)
-
 static gboolean refuse(GError **error, int status, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 static gboolean refuse(GError **error, int status, const char *fmt, ...)
 {

@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-#include "launch.h"
+#include "launch-failure.h"
 
 /* chroot(dir) and chdir("/").  Errors are SPAWN_ERROR, EXIT_STATUS_PRIVILEGE. */
 gboolean privileges_chroot(const char *dir, GError **error);
