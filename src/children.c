@@ -53,7 +53,6 @@ void children_fork(const LaunchPlan *base, bool detach, const int gate[2], Child
     close(pipefd[0]);
     if (gate && !pass_gate(gate))
       _exit(EXIT_STATUS_CHILD_FAILED);
-    lp.new_session = detach;
     lp.stdio_to_null = detach;
     launch_exec(&lp, &f);
     (void) !write(pipefd[1], &f, sizeof f);

@@ -32,8 +32,9 @@ typedef struct {
   LaunchFailure failure;
 } Child;
 
-/* Forks one child that runs launch_exec(plan).  detach: new session and
- * stdout/stderr on /dev/null (fork mode, as spawn-fcgi 1.6).  gate: NULL,
+/* Forks one child that runs launch_exec(plan) (which gives every child a
+ * session of its own).  detach: stdout/stderr on /dev/null (fork mode, as
+ * spawn-fcgi 1.6).  gate: NULL,
  * or a close-on-exec pipe: the child first waits for one byte from it and
  * exits without starting anything at end of file. */
 void children_fork(const LaunchPlan *plan, bool detach, const int gate[2], Child *child);

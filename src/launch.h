@@ -1,13 +1,17 @@
 /* launch: the steps every process that becomes the application goes
  * through, in one order, in no-fork mode and in every child alike:
  *
- *   limits -> chdir -> no_new_privs -> fds (socket on 0, stdio, every
- *   other fd close-on-exec) -> signals -> setgroups/setresgid/setresuid
- *   (verified) -> exec
+ *   leave the caller's terminal -> limits -> chdir -> personality, umask
+ *   -> no_new_privs -> fds (socket on 0, stdio, every other fd
+ *   close-on-exec) -> signals -> setgroups/setresgid/setresuid (verified)
+ *   -> die with the supervisor -> exec
  *
- * The privilege drop comes last so that a failure of any step before it
- * can still be cleaned up (socket, PID file) with root's rights.
- * The plan is computed before; nothing here looks anything up.
+ * The privilege drop comes late so that a failure of any step before it
+ * can still be cleaned up (socket, PID file) with root's rights; only what
+ * a credential change would undo (the parent-death signal) comes after.
+ * The plan is computed before; nothing here looks anything up, and
+ * nothing on the way from fork to exec allocates: it may run in a forked
+ * copy of a process that held the allocator's lock, and after the drop.
  * On any failure launch_exec() returns with the step and errno filled in,
  * and the application has not been started. */
 #pragma once
@@ -29,7 +33,9 @@ typedef struct {
   const gid_t *groups;
   size_t n_groups;
   bool no_new_privs;
-  bool new_session;               /* setsid() (fork mode) */
+  int umask;                      /* the application's umask; -1: keep ours */
+  pid_t parent;                   /* > 0: die with this parent (the supervisor) */
+  int parent_death_signal;        /* ... by this signal */
   int listen_fd;
   int null_fd;                    /* /dev/null, opened before any chroot */
   bool stdio_to_null;             /* fork mode: fds 1 and 2 to /dev/null */

@@ -16,6 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "log.h"
+
 G_DEFINE_QUARK(spawn-fcgi-limits-error, limits_error)
 
 G_STATIC_ASSERT(RLIMIT_CPU >= 0 && RLIMIT_RTTIME < LIMITS_N_RLIMITS);
@@ -1479,14 +1481,8 @@ static void report(bool ignore_errors, char *msg, size_t msg_len, const char *li
 {
   if (msg != NULL && msg_len > 0)
     snprintf(msg, msg_len, "%s", line);
-  if (ignore_errors) {
-    char out[1024];
-    int n = snprintf(out, sizeof out, "spawn-fcgi: warning: %s\n", line);
-    if (n > 0) {
-      ssize_t w G_GNUC_UNUSED = write(STDERR_FILENO, out,
-                                      MIN((size_t) n, sizeof out - 1));
-    }
-  }
+  if (ignore_errors)
+    log_warning_unbuffered("%s", line);
 }
 
 bool limits_apply(const LimitsPlan *plan, bool ignore_errors,

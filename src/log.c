@@ -38,6 +38,21 @@ static void emit(int priority, const char *fmt, va_list ap)
   fflush(stderr);
 }
 
+void log_warning_unbuffered(const char *fmt, ...)
+{
+  char msg[1024], line[1100];
+  va_list ap;
+
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  int n = to_journal ? snprintf(line, sizeof line, "<%d>spawn-fcgi: warning: %s\n", LOG_WARNING, msg)
+                     : snprintf(line, sizeof line, "spawn-fcgi: warning: %s\n", msg);
+  if (n > 0) {
+    ssize_t w G_GNUC_UNUSED = write(STDERR_FILENO, line, MIN((size_t) n, sizeof line - 1));
+  }
+}
+
 #define DEFINE_LOG(name, priority)                                      \
   void name(const char *fmt, ...)                                       \
   {                                                                     \

@@ -5,8 +5,8 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <limits.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <unistd.h>
 
 #include "exit-status.h"
@@ -47,33 +47,45 @@ static bool same_group_set(const gid_t *want, size_t n_want, const gid_t *have, 
   return true;
 }
 
-static bool verify(uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups,
-                   LaunchFailure *f)
+/* The group list read back: static, so that the check allocates nothing
+ * and needs no stack (limits.conf may have made the stack small). */
+static gid_t groups_now[NGROUPS_MAX];
+
+static bool verify_ids(uid_t uid, gid_t gid, LaunchFailure *f)
 {
   uid_t ru, eu, su;
   gid_t rg, eg, sg;
   char detail[128];
 
-  if (getresuid(&ru, &eu, &su) < 0 || ru != uid || eu != uid || su != uid) {
-    snprintf(detail, sizeof detail, "uids are %d/%d/%d, wanted %u",
-             (int) ru, (int) eu, (int) su, (unsigned) uid);
+  if (getresuid(&ru, &eu, &su) < 0)
+    return launch_fail(f, LAUNCH_STEP_VERIFY, errno, "cannot read the uids back");
+  if (ru != uid || eu != uid || su != uid) {
+    snprintf(detail, sizeof detail, "uids are %u/%u/%u, wanted %u",
+             (unsigned) ru, (unsigned) eu, (unsigned) su, (unsigned) uid);
     return launch_fail(f, LAUNCH_STEP_VERIFY, 0, detail);
   }
-  if (getresgid(&rg, &eg, &sg) < 0 || rg != gid || eg != gid || sg != gid) {
-    snprintf(detail, sizeof detail, "gids are %d/%d/%d, wanted %u",
-             (int) rg, (int) eg, (int) sg, (unsigned) gid);
+  if (getresgid(&rg, &eg, &sg) < 0)
+    return launch_fail(f, LAUNCH_STEP_VERIFY, errno, "cannot read the gids back");
+  if (rg != gid || eg != gid || sg != gid) {
+    snprintf(detail, sizeof detail, "gids are %u/%u/%u, wanted %u",
+             (unsigned) rg, (unsigned) eg, (unsigned) sg, (unsigned) gid);
     return launch_fail(f, LAUNCH_STEP_VERIFY, 0, detail);
   }
+  return true;
+}
 
-  int n = getgroups(0, NULL);
-  gid_t *have = n > 0 ? malloc(sizeof *have * (size_t) n) : NULL;
-  if (n < 0 || (n > 0 && (have == NULL || getgroups(n, have) != n)) ||
-      !same_group_set(groups, n_groups, have, n > 0 ? (size_t) n : 0)) {
-    free(have);
+static bool verify_groups(const gid_t *groups, size_t n_groups, LaunchFailure *f)
+{
+  int n = getgroups(G_N_ELEMENTS(groups_now), groups_now);
+  if (n < 0)
+    return launch_fail(f, LAUNCH_STEP_VERIFY, errno, "cannot read the groups back");
+  if (!same_group_set(groups, n_groups, groups_now, (size_t) n))
     return launch_fail(f, LAUNCH_STEP_VERIFY, 0, "supplementary groups differ from the ones set");
-  }
-  free(have);
+  return true;
+}
 
+static bool verify_no_way_back(uid_t uid, gid_t gid, LaunchFailure *f)
+{
   if (uid != 0 && (setuid(0) == 0 || seteuid(0) == 0))
     return launch_fail(f, LAUNCH_STEP_VERIFY, 0, "uid 0 could be regained");
   if (uid != 0 && gid != 0 && (setgid(0) == 0 || setegid(0) == 0))
@@ -95,5 +107,6 @@ bool privileges_drop(uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups,
   snprintf(detail, sizeof detail, "%u", (unsigned) uid);
   if (setresuid(uid, uid, uid) < 0)
     return launch_fail(f, LAUNCH_STEP_SETRESUID, errno, detail);
-  return verify(uid, gid, groups, n_groups, f);
+  return verify_ids(uid, gid, f) && verify_groups(groups, n_groups, f) &&
+         verify_no_way_back(uid, gid, f);
 }

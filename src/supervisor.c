@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
@@ -492,12 +493,23 @@ static void on_child_exit(Supervisor *sv, pid_t pid, int status)
   }
 }
 
+/* Every exited child is reaped, also the application's own children that
+ * were re-parented to us (we are a subreaper).  What is left of a child's
+ * process group (its session) when it exits goes with it: nothing keeps
+ * the listening socket once the child that was started on it is gone. */
 static void reap(Supervisor *sv)
 {
+  siginfo_t si = { 0 };
   int status;
-  pid_t pid;
-  while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-    on_child_exit(sv, pid, status);
+
+  while (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid > 0) {
+    pid_t pid = si.si_pid;
+    /* The zombie still holds the pid: the group cannot be another one. */
+    kill(-pid, SIGKILL);
+    if (waitpid(pid, &status, 0) == pid)
+      on_child_exit(sv, pid, status);
+    si.si_pid = 0;
+  }
 }
 
 static void on_signal(Supervisor *sv, int sig)
@@ -616,6 +628,8 @@ int supervisor_run(const LaunchPlan *plan, const SupervisorConfig *cfg,
     sigaddset(&mask, *s);
   signal(SIGCHLD, SIG_DFL);
   sigprocmask(SIG_BLOCK, &mask, &old);
+  /* Orphans of the application are re-parented to us, not to init. */
+  (void) prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
   sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
   sv.timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
   if (sig_fd < 0 || sv.timer_fd < 0) {

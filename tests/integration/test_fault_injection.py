@@ -236,6 +236,8 @@ CASES = [
     Case("setgroups", "setgroups", "setgroups", child_side()),
     Case("setresgid", "setresgid", "setresgid", child_side()),
     Case("setresuid", "setresuid", "setresuid", child_side()),
+    Case("personality", "personality", "cannot reset the personality",
+         child_side()),
     Case("prctl", "prctl", "no_new_privs", child_side(),
          opts=("--no-new-privs",), pattern=r"PR_SET_NO_NEW_PRIVS",
          modes=("no-fork",)),

@@ -205,6 +205,9 @@ def test_fork_mode_child_is_its_own_session(spawn, app, sock):
     assert st["pgid"] == st["pid"]
 
 
-def test_no_fork_keeps_session(spawn, app, sock):
+def test_no_fork_leaves_the_callers_session(spawn, app, sock):
+    """Not the caller's session, so never its controlling terminal (see
+    test_privileged_path.py for the terminal itself)."""
     st = launch(spawn, sock, app, False)
-    assert int(st["sid"]) == os.getsid(0)
+    assert int(st["sid"]) != os.getsid(0)
+    assert st["sid"] == st["pid"]
