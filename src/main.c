@@ -176,7 +176,7 @@ static int run(Plan *plan)
     .n_groups = plan->app.n_groups,
     .no_new_privs = s->no_new_privs ||
                     (plan->limits && limits_plan_no_new_privs(plan->limits)),
-    .umask = -1,
+    .umask = (int) plan->umask,
     /* Supervised children die with the supervisor. */
     .parent = s->supervise ? getpid() : 0,
     .parent_death_signal = s->stop_signal,

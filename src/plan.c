@@ -121,6 +121,13 @@ static gboolean plan_identity(const Settings *s, Plan *p, GError **error)
 
 /* ---- socket -------------------------------------------------------------- */
 
+static mode_t caller_umask(void)
+{
+  mode_t mask = umask(0);
+  umask(mask);
+  return mask;
+}
+
 /* Owner and group of a unix socket, as spawn-fcgi 1.6 chooses them:
  * --socket-user, else --user; --socket-group, else --socket-user's primary
  * group, else the application's group.  For a passed socket only what is
@@ -189,13 +196,7 @@ static gboolean plan_socket(const Settings *s, Plan *p, GError **error)
   if (s->socket_path != NULL) {
     if (!socket_plan_unix(sp, s->socket_path, error))
       return FALSE;
-    if (s->mode_set) {
-      sp->mode = s->mode;
-    } else {
-      mode_t mask = umask(0);
-      umask(mask);
-      sp->mode = 0660 & ~mask;
-    }
+    sp->mode = s->mode_set ? s->mode : 0660 & ~caller_umask();
     return plan_socket_owner(s, p, false, error);
   }
   if (s->port != 0)
@@ -297,6 +298,21 @@ static gboolean plan_limits(const Settings *s, Plan *p, GError **error)
 
 /* ---- application --------------------------------------------------------- */
 
+/* The application's umask: --umask, else the caller's, as spawn-fcgi 1.6
+ * passed it on; one that lets group or others write is worth a word. */
+static void plan_umask(const Settings *s, Plan *p)
+{
+  if (s->umask_set) {
+    p->umask = s->umask;
+    return;
+  }
+  p->umask = caller_umask();
+  if ((p->umask & 022) != 022)
+    warn(p, "the application inherits umask %04o, which lets %s write its new files: "
+            "give --umask (e.g. --umask=0022)", (unsigned) p->umask,
+         (p->umask & 002) == 0 ? "everyone" : "its group");
+}
+
 static int check_executable(const char *path)
 {
   struct stat st;
@@ -381,6 +397,8 @@ gboolean plan_build(const Settings *s, Plan *p, GError **error)
     return refuse(error, EXIT_STATUS_USAGE,
                   "--supervise with --chroot cannot notify systemd: NOTIFY_SOCKET %s "
                   "is not reachable inside the chroot", notify);
+
+  plan_umask(s, p);
 
   /* Inside a chroot the path is checked after entering it. */
   if (s->chroot_dir != NULL)
@@ -468,6 +486,8 @@ void plan_print(const Plan *p, bool json, FILE *to)
   }
   report_str(&r, "chroot", s->chroot_dir);
   report_str(&r, "cwd", s->chdir_dir ? s->chdir_dir : s->chroot_dir ? "/" : "unchanged");
+  g_autofree char *umask_text = g_strdup_printf("%04o", (unsigned) p->umask);
+  report_str(&r, "umask", umask_text);
   report_bool(&r, "no_new_privs",
               s->no_new_privs || (p->limits && limits_plan_no_new_privs(p->limits)));
   report_str(&r, "exec", p->exec_path);

@@ -32,6 +32,8 @@ typedef struct {
   LimitsPlan *limits;        /* NULL without --limits */
   Identity limits_for;       /* whose limits (app, or the caller) */
 
+  mode_t umask;              /* the application's: --umask, else the caller's */
+
   char *exec_path;           /* as exec'd (inside the chroot) */
   char **envp;
   GPtrArray *warnings;       /* for the caller to print */

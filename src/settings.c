@@ -36,6 +36,7 @@ typedef enum {
   OPT_CHROOT,
   OPT_CHDIR,
   OPT_NO_NEW_PRIVS,
+  OPT_UMASK,
   OPT_LIMITS,
   OPT_LIMITS_FILE,
   OPT_LIMITS_DIR,
@@ -132,6 +133,8 @@ static const OptionSpec options[OPT_COUNT] = {
     "DIR", "change to DIR (inside the chroot) before exec" },
   [OPT_NO_NEW_PRIVS] = { "no-new-privs", 0, TYPE_FLAG, SECTION_PRIVILEGES, IN_BOTH, 0, 0,
     NULL, "set no_new_privs for the application" },
+  [OPT_UMASK] = { "umask", 0, TYPE_MODE, SECTION_PRIVILEGES, IN_BOTH, 0, 0,
+    "MODE", "the application's umask, octal (default: ours)" },
   [OPT_LIMITS] = { "limits", 'l', TYPE_FLAG, SECTION_LIMITS, IN_BOTH, 0, 0,
     NULL, "apply USER's limits.conf as pam_limits would" },
   [OPT_LIMITS_FILE] = { "limits-file", 0, TYPE_STRING, SECTION_LIMITS, IN_BOTH, 0, 0,
@@ -560,6 +563,9 @@ static gboolean apply_value(OptionId id, const RawValue *rv, Settings *s, GError
   case OPT_CHROOT: return to_string(rv, &s->chroot_dir, error);
   case OPT_CHDIR: return to_string(rv, &s->chdir_dir, error);
   case OPT_NO_NEW_PRIVS: return to_flag(rv, &s->no_new_privs, error);
+  case OPT_UMASK:
+    s->umask_set = TRUE;
+    return to_mode(rv, &s->umask, error);
   case OPT_LIMITS: return to_flag(rv, &s->limits, error);
   case OPT_LIMITS_FILE: return to_string(rv, &s->limits_file, error);
   case OPT_LIMITS_DIR: return to_string(rv, &s->limits_dir, error);

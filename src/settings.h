@@ -49,6 +49,8 @@ typedef struct {
   char *chroot_dir;           /* -c */
   char *chdir_dir;            /* -d */
   gboolean no_new_privs;
+  gboolean umask_set;
+  mode_t umask;               /* --umask */
 
   /* limits */
   gboolean limits;            /* -l */

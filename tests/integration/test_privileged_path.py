@@ -307,6 +307,54 @@ def test_personality_does_not_reach_the_application(spawn, app, sock,
     stop(s)
 
 
+def test_caller_umask_is_kept_with_a_warning_when_it_lets_others_write(
+        spawn, app, sock, fake_etc):
+    s = spawn.start("-n", "-s", sock, "-u", "webuser", "--", app,
+                    wrap=fake_etc.wrap, umask=0o002)
+    wait_for_socket(sock, proc=s)
+    assert query_state(sock)["umask"] == "0002"
+    warnings = [line for line in s.stderr.splitlines()
+                if line.startswith("spawn-fcgi: warning: ") and "umask" in line]
+    assert len(warnings) == 1, s.stderr
+    assert "0002" in warnings[0] and "--umask" in warnings[0]
+
+
+def test_caller_umask_0022_is_kept_silently(spawn, app, sock, fake_etc):
+    s = spawn.start("-n", "-s", sock, "-u", "webuser", "--", app,
+                    wrap=fake_etc.wrap, umask=0o022)
+    wait_for_socket(sock, proc=s)
+    assert query_state(sock)["umask"] == "0022"
+    assert "umask" not in s.stderr
+
+
+@pytest.mark.parametrize("mode", [("-n",), ("-w",), ("-F", "1")])
+def test_umask_option_sets_the_applications_umask(spawn, app, sock, fake_etc,
+                                                   mode):
+    s = spawn.start(*mode, "--umask=027", "-s", sock, "-u", "webuser", "--",
+                    app, wrap=fake_etc.wrap, umask=0)
+    wait_for_socket(sock, proc=s)
+    assert query_state(sock)["umask"] == "0027"
+    assert "warning" not in s.stderr
+    stop(s)
+
+
+def test_umask_config_key(spawn, app, sock, fake_etc, tmp):
+    conf = tmp / "app.conf"
+    conf.write_text(f"[spawn-fcgi]\nexec={app}\nsocket={sock}\n"
+                    "user=webuser\numask=0077\nno-fork=true\n")
+    s = spawn.start("--config", conf, wrap=fake_etc.wrap)
+    wait_for_socket(sock, proc=s)
+    assert query_state(sock)["umask"] == "0077"
+
+
+@pytest.mark.parametrize("bad", ["0999", "1000", "abc", "", "-1"])
+def test_bad_umask_is_a_usage_error(spawn, app, sock, bad):
+    r = spawn.run_error(f"--umask={bad}", "-n", "-s", sock, "--", app)
+    assert r.returncode == USAGE, r
+    assert_one_error_line(r, "umask")
+    assert not os.path.lexists(sock)
+
+
 # ---------------------------------------------------------------------------
 # item 14: no allocation between fork and exec
 
