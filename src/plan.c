@@ -46,6 +46,14 @@ static gboolean lookup_group_not_root(const char *spec, const char *what, gid_t 
   return TRUE;
 }
 
+static bool in_group_list(const Identity *id, gid_t gid)
+{
+  for (gsize i = 0; i < id->n_groups; i++)
+    if (id->groups[i] == gid)
+      return true;
+  return false;
+}
+
 /* Who the application runs as.  As root, --user/--group decide and the
  * group list is always replaced; without root they may only name the
  * caller itself. */
@@ -102,6 +110,12 @@ static gboolean plan_identity(const Settings *s, Plan *p, GError **error)
                     "refusing user '%s': its primary group is gid 0 (root); "
                     "give another with --group", s->user);
     }
+    /* Group 0 as a supplementary group is what -g 0 would give. */
+    if (in_group_list(&p->app, 0))
+      return refuse(error, EXIT_STATUS_USAGE,
+                    "refusing user '%s': it is a member of group gid 0 (root), which "
+                    "the application would keep as a supplementary group; take it out "
+                    "of that group", s->user);
     p->drop = true;
   } else if (s->group != NULL) {
     gid_t gid;

@@ -283,6 +283,45 @@ def test_grandchildren_are_reaped_by_the_supervisor(
 
 
 # ---------------------------------------------------------------------------
+# item 11: no supplementary group 0
+
+
+@pytest.fixture
+def root_member(fake_etc):
+    """A user 'rootmember' (1510:1510) listed as a member of group root."""
+    fake_etc.add_user("rootmember", 1510, 1510)
+    fake_etc.add_group("rootmember", 1510)
+    lines = []
+    for line in fake_etc.group.read_text().splitlines():
+        f = line.split(":")
+        if len(f) == 4 and f[2] == "0":
+            f[3] = ",".join([m for m in f[3].split(",") if m] + ["rootmember"])
+            line = ":".join(f)
+        lines.append(line)
+    fake_etc.group.write_text("\n".join(lines) + "\n")
+    return "rootmember"
+
+
+@pytest.mark.parametrize("extra", [(), ("-g", "webuser")])
+def test_member_of_group_root_is_refused(spawn, app, sock, fake_etc, marker,
+                                          root_member, extra):
+    r = spawn.run_error("-n", "-s", sock, "-u", root_member, *extra, "--",
+                        app, "--marker", marker, wrap=fake_etc.wrap)
+    assert r.returncode == USAGE, r
+    assert_one_error_line(r, root_member, "group", "gid 0")
+    assert not marker.exists()
+    assert not os.path.lexists(sock)
+
+
+def test_member_of_group_root_is_refused_by_check(spawn, app, sock, fake_etc,
+                                                   root_member):
+    r = spawn.run_error("--check", "-s", sock, "-u", root_member, "--", app,
+                        wrap=fake_etc.wrap)
+    assert r.returncode == USAGE, r
+    assert_one_error_line(r, root_member, "gid 0")
+
+
+# ---------------------------------------------------------------------------
 # item 12: personality and umask
 
 
