@@ -515,6 +515,7 @@ def test_limits_warning_keeps_its_journal_priority(spawn, app, sock,
                     limits_file, "--limits-ignore-errors", "--", app,
                     wrap=wrap, preexec=low_core_limit)
     wait_for_socket(sock, proc=s)
+    query_state(sock)  # the application runs: the warning was written
     lines = [line for line in s.stderr.splitlines() if "core" in line]
     assert len(lines) == 1, s.stderr
     assert lines[0].startswith("<4>spawn-fcgi: warning: cannot set core"), \

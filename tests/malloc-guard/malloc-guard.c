@@ -48,15 +48,21 @@ static int in_arena(const void *p)
   return (const char *) p >= arena && (const char *) p < arena + sizeof arena;
 }
 
+static int resolving;
+
+/* On first use, whoever comes first (a constructor of another library may
+ * allocate before ours runs). */
 static void resolve(void)
 {
-  if (next_free != NULL)
+  if (next_free != NULL || resolving)
     return;
+  resolving = 1;
   next_malloc = (void *(*)(size_t)) dlsym(RTLD_NEXT, "malloc");
   next_calloc = (void *(*)(size_t, size_t)) dlsym(RTLD_NEXT, "calloc");
   next_realloc = (void *(*)(void *, size_t)) dlsym(RTLD_NEXT, "realloc");
   next_memalign = (void *(*)(size_t, size_t)) dlsym(RTLD_NEXT, "memalign");
   next_free = (void (*)(void *)) dlsym(RTLD_NEXT, "free");
+  resolving = 0;
 }
 
 static volatile int armed;
@@ -110,6 +116,7 @@ void *malloc(size_t size)
 {
   if (armed)
     caught("malloc");
+  resolve();
   if (next_malloc == NULL)
     return from_arena(size);
   return next_malloc(size);
@@ -119,6 +126,7 @@ void *calloc(size_t n, size_t size)
 {
   if (armed)
     caught("calloc");
+  resolve();
   if (next_calloc == NULL)
     return n != 0 && size > sizeof arena / n ? NULL : from_arena(n * size);
   return next_calloc(n, size);
