@@ -38,16 +38,15 @@ static void emit(int priority, const char *fmt, va_list ap)
   fflush(stderr);
 }
 
-void log_warning_unbuffered(const char *fmt, ...)
+/* One line, formatted on the stack and written with one write(2). */
+static void emit_unbuffered(int priority, const char *fmt, va_list ap)
 {
   char msg[1024], line[1100];
-  va_list ap;
 
-  va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  int n = to_journal ? snprintf(line, sizeof line, "<%d>spawn-fcgi: warning: %s\n", LOG_WARNING, msg)
-                     : snprintf(line, sizeof line, "spawn-fcgi: warning: %s\n", msg);
+  const char *kind = priority == LOG_WARNING ? "warning: " : "";
+  int n = to_journal ? snprintf(line, sizeof line, "<%d>spawn-fcgi: %s%s\n", priority, kind, msg)
+                     : snprintf(line, sizeof line, "spawn-fcgi: %s%s\n", kind, msg);
   if (n > 0) {
     ssize_t w G_GNUC_UNUSED = write(STDERR_FILENO, line, MIN((size_t) n, sizeof line - 1));
   }
@@ -66,3 +65,11 @@ DEFINE_LOG(log_error, LOG_ERR)
 DEFINE_LOG(log_warning, LOG_WARNING)
 DEFINE_LOG(log_notice, LOG_NOTICE)
 DEFINE_LOG(log_info, LOG_INFO)
+
+void log_warning_unbuffered(const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  emit_unbuffered(LOG_WARNING, fmt, ap);
+  va_end(ap);
+}
