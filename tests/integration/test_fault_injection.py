@@ -270,6 +270,10 @@ CASES = [
          child_side(), retval=0),
     Case("setgid0-succeeds", "setgid", "gid 0 could be regained",
          child_side(), retval=0),
+    # the supervisor died before its child set the parent-death signal:
+    # the child finds another parent and starts nothing
+    Case("parent-gone", "getppid", "cannot tie the child to its supervisor",
+         {"supervise": CHILD_FAILED}, modes=("supervise",), retval=1),
 ]
 
 PARAMS = [pytest.param(c, m, id=f"{c.id}-{m}") for c in CASES
