@@ -52,14 +52,15 @@ static int fail(GError *error)
 }
 
 /* Chroot and socket in the order spawn-fcgi 1.6 uses: the socket is created
- * inside the chroot unless --socket-before-chroot. */
+ * inside the chroot unless --socket-before-chroot.  A passed socket's file
+ * (its path is outside any chroot) is adopted before. */
 static int acquire_socket_and_root(Plan *plan, GError **error)
 {
   const Settings *s = plan->settings;
+  bool before = s->socket_before_chroot || plan->socket.source == SOCKET_SOURCE_PASSED;
   int fd = -1;
 
-  if (s->chroot_dir && s->socket_before_chroot &&
-      (fd = socket_acquire(&plan->socket, error)) < 0)
+  if (s->chroot_dir && before && (fd = socket_acquire(&plan->socket, error)) < 0)
     return -1;
   if (s->chroot_dir) {
     if (!privileges_chroot(s->chroot_dir, error) ||

@@ -148,6 +148,7 @@ class Case:
     limits: str = None           # limits.conf text (with -l)
     repeat: bool = True          # also fail the later calls (False: the
                                  # call is write and the message needs one)
+    stale: bool = False          # a stale socket is at the path before
 
 
 def child_side(no_fork=PRIVILEGE):
@@ -185,7 +186,29 @@ CASES = [
          after=("openat", r'openat\(\d+, "app\.pid"')),
     Case("socket-file", "openat", "app.sock", all_modes(SOCKET),
          process="main", error="EMFILE",
-         pattern=r'openat\(\d+, "app\.sock", [^)]*O_PATH'),
+         pattern=r'openat\(\d+, "app\.sock", [^)]*O_PATH', repeat=False),
+    # -- which file the socket is bound to (sock_diag)
+    Case("socket-netlink", "socket", "which file socket", all_modes(SOCKET),
+         process="main", error="EMFILE", pattern=r"socket\(AF_NETLINK"),
+    Case("sendto-diag", "sendto", "which file socket", all_modes(SOCKET),
+         process="main", pattern=r"sa_family=AF_NETLINK"),
+    Case("recvfrom-diag", "recvfrom", "which file socket", all_modes(SOCKET),
+         process="main", error="EIO"),
+    # -- a stale socket at the path, replaced by identity
+    Case("probe-connect", "connect", "whether socket", all_modes(SOCKET),
+         process="main", stale=True, pattern=r"app\.sock"),
+    Case("stash-mkdirat", "mkdirat", "private directory", all_modes(SOCKET),
+         process="main", stale=True, error="EACCES"),
+    Case("stash-open", "openat", "private directory", all_modes(SOCKET),
+         process="main", stale=True, error="EMFILE",
+         pattern=r'openat\(\d+, "\.spawn-fcgi-', repeat=False),
+    Case("stash-rename", "renameat2", "move stale socket", all_modes(SOCKET),
+         process="main", stale=True, error="EINVAL", repeat=False),
+    Case("stash-fchdir", "fchdir", "cannot check socket", all_modes(SOCKET),
+         process="main", stale=True),
+    Case("stash-unlinkat", "unlinkat", "cannot remove stale socket",
+         all_modes(SOCKET), process="main", stale=True,
+         pattern=r'unlinkat\(\d+, "socket", 0\)', repeat=False),
     Case("listen-unix", "listen", "cannot listen on", all_modes(SOCKET),
          process="main"),
     Case("listen-tcp", "listen", "cannot listen on 127.0.0.1:",
@@ -387,6 +410,8 @@ def calibrate(spawn, world, case, args, app):
 def inject(spawn, world, case, mode, app, port):
     args = base_args(world, case, mode, port)
     when = None
+    if case.stale:
+        harness.make_stale_socket(world.sock)
     if case.path is None:
         saved = world.pid_file.read_bytes() if world.pid_file.exists() \
             else None
@@ -398,6 +423,8 @@ def inject(spawn, world, case, mode, app, port):
                 os.unlink(p)
         if saved is not None:
             world.pid_file.write_bytes(saved)
+        if case.stale:
+            harness.make_stale_socket(world.sock)
     world.take_snapshot()
 
     spec = f"inject={case.syscall}:"
