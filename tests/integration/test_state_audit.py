@@ -167,12 +167,14 @@ class Audit:
             if source != "listen-fds":
                 wait_for_socket(addr, proc=self.started)
             else:
-                # Only wait for the file: a probe connection would be the
-                # one that makes the activator start spawn-fcgi.
+                # Wait without connecting (a probe connection would be the
+                # one that makes the activator start spawn-fcgi) until the
+                # activator listens: a connection between its bind() and
+                # listen() would be refused.
                 harness.wait_until(
-                    lambda: self.sock.exists()
+                    lambda: harness.unix_listener_inodes(self.sock)
                     or self.started.poll() is not None,
-                    what=f"{self.sock} to be created")
+                    what=f"{self.sock} to be listened on")
                 assert self.started.poll() is None, self.started.describe()
         st = query_state(addr)
         if mode == "fork" and source == "listen-fds":
