@@ -3,7 +3,8 @@
  *
  * After each call listed below that names a file whose last component is
  * $PAUSE_HOOK_NAME, the process appends one line ("CALL NAME RESULT") to
- * the file $PAUSE_HOOK_LOG and stops itself with SIGSTOP.  The test sees
+ * the file $PAUSE_HOOK_LOG and stops itself with SIGSTOP (also for a name
+ * that starts with $PAUSE_HOOK_PREFIX, if set).  The test sees
  * the process stopped (state T) with a new line in the log, changes the
  * directory as an attacker would, and sends SIGCONT.  Nothing is timed:
  * the process cannot go on before the test lets it.
@@ -27,10 +28,13 @@
 static int matches(const char *path)
 {
   const char *want = getenv("PAUSE_HOOK_NAME");
+  const char *prefix = getenv("PAUSE_HOOK_PREFIX");
   if (want == NULL || path == NULL)
     return 0;
   const char *slash = strrchr(path, '/');
-  return strcmp(slash ? slash + 1 : path, want) == 0;
+  const char *base = slash ? slash + 1 : path;
+  return strcmp(base, want) == 0 ||
+         (prefix != NULL && strncmp(base, prefix, strlen(prefix)) == 0);
 }
 
 static const char *sun_path_of(const struct sockaddr *addr, socklen_t len)
@@ -140,5 +144,12 @@ int renameat2(int olddirfd, const char *oldpath, int newdirfd,
 {
   int rc = REAL(renameat2)(olddirfd, oldpath, newdirfd, newpath, flags);
   pause_after("renameat2", matches(oldpath) ? oldpath : newpath, rc);
+  return rc;
+}
+
+int mkdirat(int dirfd, const char *path, mode_t mode)
+{
+  int rc = REAL(mkdirat)(dirfd, path, mode);
+  pause_after("mkdirat", path, rc);
   return rc;
 }

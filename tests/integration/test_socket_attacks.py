@@ -82,10 +82,13 @@ PASS_FD3 = ('exec 3<&0 0</dev/null; '
 
 def run_with_passed(spawn, fake_etc, listener, *args):
     """spawn-fcgi with listener passed as fd 3 through LISTEN_FDS, as
-    systemd passes it."""
+    systemd passes it.  The application (last in args, with -n) exits at
+    once if it is started, so that a start that should have been refused
+    ends too."""
     def wrap(argv):
         return fake_etc.wrap(["/bin/sh", "-c", PASS_FD3, "sh"] + argv)
-    return spawn.run_error(*args, wrap=wrap, stdin=listener.fileno())
+    return spawn.run_error(*args, "--exit", "0", wrap=wrap,
+                           stdin=listener.fileno())
 
 
 def passed_socket(path):
@@ -203,11 +206,13 @@ class Paused:
     """spawn-fcgi under the pause hook: on_stop(call, path) runs at every
     stop, the attacker's turn."""
 
-    def __init__(self, spawn, fake_etc, tmp, hook, name):
+    def __init__(self, spawn, fake_etc, tmp, hook, name, prefix=None):
         self.spawn, self.fake_etc = spawn, fake_etc
         self.log = tmp / "pause.log"
         self.env = {"LD_PRELOAD": hook, "PAUSE_HOOK_NAME": name,
                     "PAUSE_HOOK_LOG": self.log}
+        if prefix:
+            self.env["PAUSE_HOOK_PREFIX"] = prefix
         self.calls = []
 
     def _lines(self):
@@ -277,9 +282,10 @@ def test_own_socket_swapped_after_bind_is_not_touched(
 def test_own_socket_swapped_before_removal_is_not_removed(
         spawn, fake_etc, app, tmp, run_dir, marker, pause_hook):
     """The start fails after our socket listens (the application cannot
-    be executed), and spawn-fcgi removes its socket.  Whenever it pauses
-    with our socket at the path, the attacker swaps in another service's
-    socket: that one must survive."""
+    be executed), and spawn-fcgi removes its socket.  At the first pause
+    after that with our socket at the path (also on any other name in the
+    directory, such as a private directory spawn-fcgi makes), the attacker
+    swaps in another service's socket: that one must survive."""
     sock = run_dir / "app.sock"
     broken = tmp / "broken-app"
     broken.write_text("#!/nonexistent/interpreter\n")
@@ -303,11 +309,13 @@ def test_own_socket_swapped_before_removal_is_not_removed(
             os.rename(run_dir / "other.sock", sock)
             swapped.append(call)
 
-    paused = Paused(spawn, fake_etc, tmp, pause_hook, "app.sock")
+    paused = Paused(spawn, fake_etc, tmp, pause_hook, "app.sock",
+                    prefix=".")
     r = paused.run(["-s", sock, "-u", "webuser", "--", broken], attacker,
                    marker)
     assert r.returncode == 1, r   # the child could not start
     assert ours, f"bind was never reached\n{r}\n{paused.calls}"
+    assert swapped, f"no pause to attack at\n{r}\n{paused.calls}"
     survivor = sock if swapped else run_dir / "other.sock"
     assert os.path.lexists(survivor), \
         f"the other socket was removed (swapped at {swapped})\n{r}"
