@@ -111,15 +111,21 @@ int lstat64(const char *path, struct stat64 *st)
   return rc;
 }
 
+/* The mode argument of open calls, present only with O_CREAT/O_TMPFILE. */
+#define OPEN_MODE(flags, mode)                      \
+  do {                                              \
+    if ((flags) & (O_CREAT | O_TMPFILE)) {          \
+      va_list ap;                                   \
+      va_start(ap, flags);                          \
+      mode = va_arg(ap, mode_t);                    \
+      va_end(ap);                                   \
+    }                                               \
+  } while (0)
+
 int openat(int dirfd, const char *path, int flags, ...)
 {
   mode_t mode = 0;
-  if (flags & (O_CREAT | O_TMPFILE)) {
-    va_list ap;
-    va_start(ap, flags);
-    mode = va_arg(ap, mode_t);
-    va_end(ap);
-  }
+  OPEN_MODE(flags, mode);
   int rc = REAL(openat)(dirfd, path, flags, mode);
   pause_after("openat", path, rc);
   return rc;
@@ -128,12 +134,7 @@ int openat(int dirfd, const char *path, int flags, ...)
 int openat64(int dirfd, const char *path, int flags, ...)
 {
   mode_t mode = 0;
-  if (flags & (O_CREAT | O_TMPFILE)) {
-    va_list ap;
-    va_start(ap, flags);
-    mode = va_arg(ap, mode_t);
-    va_end(ap);
-  }
+  OPEN_MODE(flags, mode);
   int rc = REAL(openat64)(dirfd, path, flags, mode);
   pause_after("openat", path, rc);
   return rc;

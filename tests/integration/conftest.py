@@ -136,6 +136,16 @@ def marker(tmp):
 
 
 @pytest.fixture
+def app_marker(tmp):
+    """A marker path that the application can create as webuser (in a
+    directory of mode 1777)."""
+    d = tmp / "m"
+    d.mkdir()
+    os.chmod(d, 0o1777)
+    return d / "marker"
+
+
+@pytest.fixture
 def root_only():
     """Skip the test, saying why, when not running as root."""
     if not harness.is_root():

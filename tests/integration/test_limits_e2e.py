@@ -167,15 +167,6 @@ def write_files(security, conf=LIMITS_CONF, d=None):
         (security / "limits.d" / name).write_text(text)
 
 
-@pytest.fixture
-def app_marker(tmp):
-    """A marker path that the application can create as webuser."""
-    d = tmp / "m"
-    d.mkdir()
-    os.chmod(d, 0o1777)
-    return d / "marker"
-
-
 class Run:
     """spawn-fcgi with the private /etc and the START limits."""
 

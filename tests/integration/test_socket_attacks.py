@@ -34,15 +34,6 @@ def pause_hook():
 
 
 @pytest.fixture
-def marker(tmp):
-    """Where the application, running as webuser, writes its pid."""
-    d = tmp / "m"
-    d.mkdir()
-    os.chmod(d, 0o1777)
-    return d / "marker"
-
-
-@pytest.fixture
 def run_dir(tmp):
     """The socket's directory: group-writable and not sticky, so that a
     member of its group can rename and replace anything in it."""
@@ -98,51 +89,34 @@ def passed_socket(path):
     return s
 
 
-@pytest.mark.parametrize("opts", [("-M", "0666"), ("-U", "webuser"),
-                                  ("-G", "webuser")],
-                         ids=["mode", "owner", "group"])
-def test_passed_socket_path_replaced_by_symlink(spawn, fake_etc, app, tmp,
-                                                run_dir, marker, opts):
-    """mv app.sock x; ln -s /etc/shadow app.sock: root must not change the
-    symlink's target."""
+@pytest.mark.parametrize("link,opts", [
+    (os.symlink, ("-M", "0666")), (os.symlink, ("-U", "webuser")),
+    (os.symlink, ("-G", "webuser")),
+    (os.link, ("-M", "0666")), (os.link, ("-U", "webuser"))],
+    ids=["symlink-mode", "symlink-owner", "symlink-group", "hard-link-mode",
+         "hard-link-owner"])
+def test_passed_socket_path_replaced_by_link(spawn, fake_etc, app, tmp,
+                                             run_dir, app_marker, link, opts):
+    """mv app.sock x; ln -s /etc/shadow app.sock (or ln without -s): root
+    must change neither the link's target nor the linked file, not even
+    before a refusal."""
     sock = run_dir / "app.sock"
     listener = passed_socket(sock)
     victim = victim_file(tmp / "shadow")
     before = ownership(victim)
     os.rename(sock, run_dir / "moved.sock")
-    os.symlink(victim, sock)
+    link(victim, sock)
     r = run_with_passed(spawn, fake_etc, listener, "-n", "-u", "webuser",
-                        *opts, "--", app, "--marker", marker)
-    listener.close()
-    assert ownership(victim) == before, f"the symlink's target changed\n{r}"
-    assert r.returncode == SOCKET, r
-    assert_one_error_line(r, str(sock))
-    assert not marker.exists(), "the application was started"
-
-
-@pytest.mark.parametrize("opts", [("-M", "0666"), ("-U", "webuser")],
-                         ids=["mode", "owner"])
-def test_passed_socket_path_replaced_by_hard_link(spawn, fake_etc, app, tmp,
-                                                  run_dir, marker, opts):
-    """A hard link to another file at the path: nothing is changed on it,
-    not even before a refusal."""
-    sock = run_dir / "app.sock"
-    listener = passed_socket(sock)
-    victim = victim_file(tmp / "shadow")
-    before = ownership(victim)
-    os.rename(sock, run_dir / "moved.sock")
-    os.link(victim, sock)
-    r = run_with_passed(spawn, fake_etc, listener, "-n", "-u", "webuser",
-                        *opts, "--", app, "--marker", marker)
+                        *opts, "--", app, "--marker", app_marker)
     listener.close()
     assert ownership(victim) == before, f"the linked file changed\n{r}"
     assert r.returncode == SOCKET, r
     assert_one_error_line(r, str(sock))
-    assert not marker.exists()
+    assert not app_marker.exists(), "the application was started"
 
 
 def test_passed_socket_path_replaced_by_another_socket(spawn, fake_etc, app,
-                                                       run_dir, marker):
+                                                       run_dir, app_marker):
     """Another service's socket moved to the path is a socket too, but not
     the passed one: it keeps its owner and mode."""
     sock = run_dir / "app.sock"
@@ -153,44 +127,44 @@ def test_passed_socket_path_replaced_by_another_socket(spawn, fake_etc, app,
     before = ownership(sock)
     r = run_with_passed(spawn, fake_etc, listener, "-n", "-u", "webuser",
                         "-U", "webuser", "-M", "0666", "--", app,
-                        "--marker", marker)
+                        "--marker", app_marker)
     listener.close()
     assert ownership(sock) == before, f"another socket was changed\n{r}"
     assert r.returncode == SOCKET, r
     assert_one_error_line(r, str(sock), "not the passed socket")
-    assert not marker.exists()
+    assert not app_marker.exists()
     other.close()
 
 
 def test_passed_socket_with_second_name_is_refused(spawn, fake_etc, app,
-                                                   tmp, run_dir, marker):
+                                                   tmp, run_dir, app_marker):
     """A passed socket's file with a second hard link: refused, unchanged."""
     sock = run_dir / "app.sock"
     listener = passed_socket(sock)
     os.link(sock, tmp / "second-name")
     before = ownership(sock)
     r = run_with_passed(spawn, fake_etc, listener, "-n", "-u", "webuser",
-                        "-M", "0666", "--", app, "--marker", marker)
+                        "-M", "0666", "--", app, "--marker", app_marker)
     listener.close()
     assert ownership(sock) == before, r
     assert r.returncode == SOCKET, r
     assert_one_error_line(r, str(sock), "link")
-    assert not marker.exists()
+    assert not app_marker.exists()
 
 
 def test_passed_socket_owner_and_mode_applied_to_its_own_file(
-        spawn, fake_etc, app, run_dir, marker):
+        spawn, fake_etc, app, run_dir, app_marker):
     """The honest case still works: the passed socket's own file gets the
     owner, group and mode asked for."""
     sock = run_dir / "app.sock"
     listener = passed_socket(sock)
     s = spawn.start("-n", "-u", "webuser", "-U", "sockowner", "-G", "sockgrp",
-                    "-M", "0606", "--", app, "--marker", marker,
+                    "-M", "0606", "--", app, "--marker", app_marker,
                     wrap=lambda argv: fake_etc.wrap(
                         ["/bin/sh", "-c", PASS_FD3, "sh"] + argv),
                     stdin=listener.fileno())
     listener.close()
-    harness.wait_until(lambda: marker.exists() or s.poll() is not None,
+    harness.wait_until(lambda: app_marker.exists() or s.poll() is not None,
                        what="the application to start")
     assert s.poll() is None, s.describe()
     st = os.lstat(sock)
@@ -219,7 +193,7 @@ class Paused:
         return self.log.read_text().splitlines() if self.log.exists() \
             else []
 
-    def run(self, args, on_stop, marker):
+    def run(self, args, on_stop, app_marker):
         """Runs spawn-fcgi to its end; returns its Result, or fails if the
         application was started."""
         s = self.spawn.start(*args, extra_env=self.env,
@@ -228,7 +202,7 @@ class Paused:
         def event():
             if s.poll() is not None:
                 return "exit"
-            if marker.exists():
+            if app_marker.exists():
                 return "started"
             st = harness._proc_stat(s.pid)
             if len(self._lines()) > len(self.calls) and st and st[1] == "T":
@@ -250,37 +224,55 @@ class Paused:
         return s.result()
 
 
+def swap_in(sock, other, aside):
+    """The attacker's move: our name aside, her socket to our name."""
+    os.rename(sock, aside)
+    os.rename(other, sock)
+
+
+def swap_at_first(name, sock, other, aside, result_ok):
+    """An attacker that swaps at the first pause after call name whose
+    result passes result_ok; returns it and the list of calls it swapped
+    at."""
+    swapped = []
+
+    def attacker(call, result):
+        if call == name and result_ok(result) and not swapped:
+            swap_in(sock, other, aside)
+            swapped.append(call)
+    return attacker, swapped
+
+
+def assert_survived(sock, before, result):
+    """Her socket is at sock, unchanged and live."""
+    assert os.path.lexists(sock), f"her socket was removed\n{result}"
+    assert ownership(sock) == before, f"her socket was changed\n{result}"
+    assert harness.can_connect(sock), result
+
+
 def test_own_socket_swapped_after_bind_is_not_touched(
-        spawn, fake_etc, app, tmp, run_dir, marker, pause_hook):
+        spawn, fake_etc, app, tmp, run_dir, app_marker, pause_hook):
     """Right after bind() the attacker renames the new socket away and
     moves another service's socket to the path: that socket must not
     become webuser's, must not be listened on as ours, nor removed."""
     sock = run_dir / "app.sock"
     other = victim_socket(run_dir / "other.sock")
-    other_before = ownership(run_dir / "other.sock")
-    swapped = []
-
-    def attacker(call, result):
-        if call == "bind" and result == 0 and not swapped:
-            os.rename(sock, run_dir / "moved.sock")
-            os.rename(run_dir / "other.sock", sock)
-            swapped.append(True)
-
+    before = ownership(run_dir / "other.sock")
+    attacker, swapped = swap_at_first("bind", sock, run_dir / "other.sock",
+                                      run_dir / "moved.sock",
+                                      lambda result: result == 0)
     paused = Paused(spawn, fake_etc, tmp, pause_hook, "app.sock")
     r = paused.run(["-n", "-s", sock, "-u", "webuser", "--", app,
-                    "--marker", marker], attacker, marker)
+                    "--marker", app_marker], attacker, app_marker)
     assert swapped, f"bind was never reached\n{r}\n{paused.calls}"
-    assert os.path.lexists(sock), f"the other socket was removed\n{r}"
-    assert ownership(sock) == other_before, \
-        f"the other socket was changed\n{r}"
+    assert_survived(sock, before, r)
     assert r.returncode == SOCKET, r
     assert_one_error_line(r, str(sock), "replaced")
-    assert harness.can_connect(sock)
     other.close()
 
 
 def test_own_socket_swapped_before_removal_is_not_removed(
-        spawn, fake_etc, app, tmp, run_dir, marker, pause_hook):
+        spawn, fake_etc, app, tmp, run_dir, app_marker, pause_hook):
     """The start fails after our socket listens (the application cannot
     be executed), and spawn-fcgi removes its socket.  At the first pause
     after that with our socket at the path (also on any other name in the
@@ -291,7 +283,7 @@ def test_own_socket_swapped_before_removal_is_not_removed(
     broken.write_text("#!/nonexistent/interpreter\n")
     os.chmod(broken, 0o755)
     other = victim_socket(run_dir / "other.sock")
-    other_before = ownership(run_dir / "other.sock")
+    before = ownership(run_dir / "other.sock")
     ours = []
     swapped = []
 
@@ -299,55 +291,43 @@ def test_own_socket_swapped_before_removal_is_not_removed(
         if call == "bind" and result == 0:
             ours.append(os.lstat(sock).st_ino)
             return
-        listening = harness.unix_listener_inodes(sock)
         try:
             at_path = os.lstat(sock).st_ino
         except FileNotFoundError:
             return
-        if ours and at_path == ours[0] and listening and not swapped:
-            os.rename(sock, run_dir / "moved.sock")
-            os.rename(run_dir / "other.sock", sock)
+        if ours and at_path == ours[0] and not swapped and \
+                harness.unix_listener_inodes(sock):
+            swap_in(sock, run_dir / "other.sock", run_dir / "moved.sock")
             swapped.append(call)
 
     paused = Paused(spawn, fake_etc, tmp, pause_hook, "app.sock",
                     prefix=".")
     r = paused.run(["-s", sock, "-u", "webuser", "--", broken], attacker,
-                   marker)
+                   app_marker)
     assert r.returncode == 1, r   # the child could not start
     assert ours, f"bind was never reached\n{r}\n{paused.calls}"
     assert swapped, f"no pause to attack at\n{r}\n{paused.calls}"
-    survivor = sock if swapped else run_dir / "other.sock"
-    assert os.path.lexists(survivor), \
-        f"the other socket was removed (swapped at {swapped})\n{r}"
-    assert ownership(survivor) == other_before, r
-    assert harness.can_connect(survivor)
+    assert_survived(sock, before, f"swapped at {swapped}\n{r}")
     other.close()
 
 
 def test_stale_socket_swapped_after_probe_is_not_removed(
-        spawn, fake_etc, app, tmp, run_dir, marker, pause_hook):
+        spawn, fake_etc, app, tmp, run_dir, app_marker, pause_hook):
     """A stale socket is at the path.  Right after spawn-fcgi found it
     stale (connection refused), the attacker replaces it with another
     service's live socket: that socket must not be removed."""
     sock = run_dir / "app.sock"
     harness.make_stale_socket(sock)
     other = victim_socket(run_dir / "other.sock")
-    other_before = ownership(run_dir / "other.sock")
-    swapped = []
-
-    def attacker(call, result):
-        if call == "connect" and result < 0 and not swapped:
-            os.rename(sock, run_dir / "stale-moved.sock")
-            os.rename(run_dir / "other.sock", sock)
-            swapped.append(True)
-
+    before = ownership(run_dir / "other.sock")
+    attacker, swapped = swap_at_first("connect", sock, run_dir / "other.sock",
+                                      run_dir / "stale-moved.sock",
+                                      lambda result: result < 0)
     paused = Paused(spawn, fake_etc, tmp, pause_hook, "app.sock")
     r = paused.run(["-n", "-s", sock, "-u", "webuser", "--", app,
-                    "--marker", marker], attacker, marker)
+                    "--marker", app_marker], attacker, app_marker)
     assert swapped, f"the probe was never reached\n{r}\n{paused.calls}"
-    assert os.path.lexists(sock), f"the live socket was removed\n{r}"
-    assert ownership(sock) == other_before, r
-    assert harness.can_connect(sock)
+    assert_survived(sock, before, r)
     assert r.returncode == SOCKET, r
     assert_one_error_line(r, str(sock), "changed")
     other.close()
@@ -357,7 +337,7 @@ def test_stale_socket_swapped_after_probe_is_not_removed(
 # a live socket whose queue is full
 
 
-def test_live_socket_with_full_backlog_is_in_use(spawn, app, sock, marker):
+def test_live_socket_with_full_backlog_is_in_use(spawn, app, sock, app_marker):
     """A server that accepts nothing, its listen queue full: the probe
     must say "in use" at once instead of waiting in connect()."""
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -375,11 +355,11 @@ def test_live_socket_with_full_backlog_is_in_use(spawn, app, sock, marker):
         waiting.append(c)
     assert waiting, "the queue took no connection"
     before = harness.file_snapshot(sock)
-    r = spawn.run_error("-n", "-s", sock, "--", app, "--marker", marker)
+    r = spawn.run_error("-n", "-s", sock, "--", app, "--marker", app_marker)
     assert r.returncode == SOCKET, r
     assert_one_error_line(r, str(sock), "already in use")
     assert harness.file_snapshot(sock) == before
-    assert not marker.exists()
+    assert not app_marker.exists()
     for c in waiting:
         c.close()
     server.close()
