@@ -391,6 +391,17 @@ def listening_unix_socket(path):
     return s
 
 
+# sh -c PASS_ON_FD3 sh COMMAND...: runs COMMAND with the socket given as
+# stdin passed on fd 3 through LISTEN_FDS, as systemd passes one.
+PASS_ON_FD3 = ('exec 3<&0 0</dev/null; '
+               'LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=app exec "$@"')
+
+
+def passing_on_fd3(argv):
+    """argv run with stdin passed on fd 3 (see PASS_ON_FD3)."""
+    return ["/bin/sh", "-c", PASS_ON_FD3, "sh"] + [str(a) for a in argv]
+
+
 # ---------------------------------------------------------------------------
 # FastCGI requests
 

@@ -187,6 +187,12 @@ CASES = [
     Case("socket-file", "openat", "app.sock", all_modes(SOCKET),
          process="main", error="EMFILE",
          pattern=r'openat\(\d+, "app\.sock", [^)]*O_PATH', repeat=False),
+    # -- -M on a passed socket: only on its own file, through an O_PATH fd
+    Case("passed-open", "openat", "cannot open socket", all_modes(SOCKET),
+         process="main", source="passed", error="EMFILE",
+         pattern=r'openat\(AT_FDCWD, "{RUN}/app\.sock", [^)]*O_PATH'),
+    Case("passed-chmod", "chmod", "cannot change mode", all_modes(SOCKET),
+         process="main", source="passed", covers="chmod"),
     # -- which file the socket is bound to (sock_diag)
     Case("socket-netlink", "socket", "which file socket", all_modes(SOCKET),
          process="main", error="EMFILE", pattern=r"socket\(AF_NETLINK"),
@@ -313,6 +319,8 @@ def base_args(world, case, mode, port):
     args = list(MODE_ARGS[mode])
     if case.source == "tcp":
         args += ["-a", "127.0.0.1", "-p", str(port)]
+    elif case.source == "passed":
+        args += ["-M", "0640"]
     else:
         args += ["-s", world.sock]
     args += ["-P", world.pid_file, "-u", "webuser"]
@@ -320,11 +328,28 @@ def base_args(world, case, mode, port):
     return args
 
 
-def strace_wrap(world, prefix):
+def strace_wrap(world, prefix, passed=False):
+    """argv under strace with the fixture users; passed: with the socket
+    on stdin passed on fd 3 through LISTEN_FDS."""
+    if passed:
+        return lambda argv: world.fake_etc.wrap(
+            prefix + harness.passing_on_fd3(argv))
     return lambda argv: world.fake_etc.wrap(prefix + list(argv))
 
 
-def calibrate(spawn, world, case, args, app):
+def passed_socket(world, case):
+    """For a case with a passed socket: a listening socket at world.sock,
+    mode 0600 (the case asks for 0640); None for the other cases."""
+    if case.source != "passed":
+        return None
+    if os.path.lexists(world.sock):
+        os.unlink(world.sock)
+    listener = harness.listening_unix_socket(world.sock)
+    os.chmod(world.sock, 0o600)
+    return listener
+
+
+def calibrate(spawn, world, case, args, app, listener=None):
     """when= for the call of case.syscall matching case.pattern (any call
     without a pattern), after case.after, in case.process, from a run of
     the same command without injection.
@@ -343,7 +368,8 @@ def calibrate(spawn, world, case, args, app):
     # The application fails at once and leaves no marker (a failure, so
     # that the supervisor gives up; it restarts clean exits).
     r = spawn.run(*args, "--", app, "--exit", "3", extra_env=NO_LSAN,
-                  wrap=strace_wrap(world, prefix), timeout=RUN_TIMEOUT)
+                  wrap=strace_wrap(world, prefix, listener is not None),
+                  stdin=listener and listener.fileno(), timeout=RUN_TIMEOUT)
     lines = log.read_text(errors="replace").splitlines()
     trace = "\n".join(lines)
     app_exec = (f'execve("{app}"', f'execve("{os.path.realpath(app)}"')
@@ -412,10 +438,11 @@ def inject(spawn, world, case, mode, app, port):
     when = None
     if case.stale:
         harness.make_stale_socket(world.sock)
+    listener = passed_socket(world, case)
     if case.path is None:
         saved = world.pid_file.read_bytes() if world.pid_file.exists() \
             else None
-        when = calibrate(spawn, world, case, args, app)
+        when = calibrate(spawn, world, case, args, app, listener)
         # Undo what the calibration run did.
         harness.kill_tree()
         for p in (world.sock, world.pid_file, world.marker):
@@ -425,6 +452,9 @@ def inject(spawn, world, case, mode, app, port):
             world.pid_file.write_bytes(saved)
         if case.stale:
             harness.make_stale_socket(world.sock)
+        if listener is not None:
+            listener.close()
+            listener = passed_socket(world, case)
     world.take_snapshot()
 
     spec = f"inject={case.syscall}:"
@@ -439,7 +469,11 @@ def inject(spawn, world, case, mode, app, port):
         prefix += ["-P", str(app)]
     prefix.append("--")
     s = spawn.start(*args, "--", app, "--marker", world.marker,
-                    extra_env=NO_LSAN, wrap=strace_wrap(world, prefix))
+                    extra_env=NO_LSAN,
+                    wrap=strace_wrap(world, prefix, listener is not None),
+                    stdin=listener and listener.fileno())
+    if listener is not None:
+        listener.close()
     return finish(s, world, spec), spec
 
 

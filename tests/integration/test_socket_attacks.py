@@ -67,26 +67,15 @@ def ownership(path):
 # ---------------------------------------------------------------------------
 # a socket passed by systemd (LISTEN_FDS)
 
-PASS_FD3 = ('exec 3<&0 0</dev/null; '
-            'LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=app exec "$@"')
-
-
 def run_with_passed(spawn, fake_etc, listener, *args):
     """spawn-fcgi with listener passed as fd 3 through LISTEN_FDS, as
     systemd passes it.  The application (last in args, with -n) exits at
     once if it is started, so that a start that should have been refused
     ends too."""
-    def wrap(argv):
-        return fake_etc.wrap(["/bin/sh", "-c", PASS_FD3, "sh"] + argv)
-    return spawn.run_error(*args, "--exit", "0", wrap=wrap,
+    return spawn.run_error(*args, "--exit", "0",
+                           wrap=lambda argv: fake_etc.wrap(
+                               harness.passing_on_fd3(argv)),
                            stdin=listener.fileno())
-
-
-def passed_socket(path):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.bind(str(path))
-    s.listen(8)
-    return s
 
 
 @pytest.mark.parametrize("link,opts", [
@@ -101,7 +90,7 @@ def test_passed_socket_path_replaced_by_link(spawn, fake_etc, app, tmp,
     must change neither the link's target nor the linked file, not even
     before a refusal."""
     sock = run_dir / "app.sock"
-    listener = passed_socket(sock)
+    listener = harness.listening_unix_socket(sock)
     victim = victim_file(tmp / "shadow")
     before = ownership(victim)
     os.rename(sock, run_dir / "moved.sock")
@@ -120,7 +109,7 @@ def test_passed_socket_path_replaced_by_another_socket(spawn, fake_etc, app,
     """Another service's socket moved to the path is a socket too, but not
     the passed one: it keeps its owner and mode."""
     sock = run_dir / "app.sock"
-    listener = passed_socket(sock)
+    listener = harness.listening_unix_socket(sock)
     os.rename(sock, run_dir / "moved.sock")
     other = victim_socket(run_dir / "other.sock")
     os.rename(run_dir / "other.sock", sock)
@@ -140,7 +129,7 @@ def test_passed_socket_with_second_name_is_refused(spawn, fake_etc, app,
                                                    tmp, run_dir, app_marker):
     """A passed socket's file with a second hard link: refused, unchanged."""
     sock = run_dir / "app.sock"
-    listener = passed_socket(sock)
+    listener = harness.listening_unix_socket(sock)
     os.link(sock, tmp / "second-name")
     before = ownership(sock)
     r = run_with_passed(spawn, fake_etc, listener, "-n", "-u", "webuser",
@@ -157,11 +146,11 @@ def test_passed_socket_owner_and_mode_applied_to_its_own_file(
     """The honest case still works: the passed socket's own file gets the
     owner, group and mode asked for."""
     sock = run_dir / "app.sock"
-    listener = passed_socket(sock)
+    listener = harness.listening_unix_socket(sock)
     s = spawn.start("-n", "-u", "webuser", "-U", "sockowner", "-G", "sockgrp",
                     "-M", "0606", "--", app, "--marker", app_marker,
                     wrap=lambda argv: fake_etc.wrap(
-                        ["/bin/sh", "-c", PASS_FD3, "sh"] + argv),
+                        harness.passing_on_fd3(argv)),
                     stdin=listener.fileno())
     listener.close()
     harness.wait_until(lambda: app_marker.exists() or s.poll() is not None,
@@ -371,7 +360,7 @@ def test_passed_socket_mode_is_applied_before_the_chroot(spawn, fake_etc, app,
     its mode is set there, and a file at the same path inside the chroot
     is never touched."""
     sock = run_dir / "app.sock"
-    listener = passed_socket(sock)
+    listener = harness.listening_unix_socket(sock)
     root = tmp / "chroot"
     inside = root / str(sock).lstrip("/")
     inside.parent.mkdir(parents=True)
