@@ -57,7 +57,7 @@ static int parse(const void *buf, size_t len, uint32_t ino, dev_t *dev, ino_t *f
         return -EBADMSG;
       return e->error < 0 ? e->error : -EBADMSG;
     }
-    if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
+    if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY || h->nlmsg_seq != 1 ||
         h->nlmsg_len < NLMSG_LENGTH(sizeof(struct unix_diag_msg)))
       continue;
     const struct unix_diag_msg *m = NLMSG_DATA(h);
@@ -94,11 +94,18 @@ int unix_diag_bound_file(int sock_fd, dev_t *dev, ino_t *ino)
     return -errno;
   int rc = ask(nl, (uint32_t) st.st_ino);
   if (rc == 0) {
+    struct sockaddr_nl from = { 0 };
+    socklen_t from_len = sizeof from;
     ssize_t n;
     do
-      n = recv(nl, buf, sizeof buf, 0);
+      n = recvfrom(nl, buf, sizeof buf, 0, (struct sockaddr *) &from, &from_len);
     while (n < 0 && errno == EINTR);
-    rc = n < 0 ? -errno : parse(buf, (size_t) n, (uint32_t) st.st_ino, dev, ino);
+    if (n < 0)
+      rc = -errno;
+    else if (from.nl_family != AF_NETLINK || from.nl_pid != 0)
+      rc = -EBADMSG;   /* only the kernel answers */
+    else
+      rc = parse(buf, (size_t) n, (uint32_t) st.st_ino, dev, ino);
   }
   close(nl);
   return rc;
