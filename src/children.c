@@ -314,13 +314,20 @@ int children_start(const LaunchPlan *plan, int count, PidFile *pid_file)
     return EXIT_STATUS_CHILD_FAILED;
   }
 
+  /* A PID file that does not name every child is a failed start. */
   g_autofree pid_t *pids = g_new(pid_t, count);
-  for (int i = 0; i < count; i++) {
-    printf("spawn-fcgi: child spawned successfully: PID: %d\n", (int) children[i].pid);
+  g_autoptr(GError) error = NULL;
+  for (int i = 0; i < count; i++)
     pids[i] = children[i].pid;
+  if (!pid_file_write(pid_file, pids, (size_t) count, &error)) {
+    stop_running(children, count);
+    log_error("%s; stopped the %d children", error->message, count);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    return EXIT_STATUS_CHILD_FAILED;
   }
+  for (int i = 0; i < count; i++)
+    printf("spawn-fcgi: child spawned successfully: PID: %d\n", (int) pids[i]);
   fflush(stdout);
-  pid_file_write(pid_file, pids, (size_t) count);
   sigprocmask(SIG_SETMASK, &old, NULL);
   return EXIT_STATUS_OK;
 }

@@ -192,7 +192,11 @@ static int run(Plan *plan)
   if (s->no_fork) {
     LaunchFailure failure;
     /* This process becomes the application. */
-    pid_file_write(&pid_file, &self, 1);
+    if (!pid_file_write(&pid_file, &self, 1, &error)) {
+      socket_remove_own(&plan->socket);
+      pid_file_abandon(&pid_file);
+      return fail(error);
+    }
     launch_exec(&lp, &failure);
     g_autofree char *what = launch_failure_describe(&failure, &lp);
     log_error("%s", what);
@@ -219,7 +223,14 @@ static int run(Plan *plan)
       g_error_free(error);
       return EXIT_STATUS_PRIVILEGE;
     }
-    pid_file_write(&pid_file, &self, 1);
+    if (!pid_file_write(&pid_file, &self, 1, &error)) {
+      status_server_free(sc.status);
+      release_status_sockets(plan, &status_sockets);
+      socket_remove_own(&plan->socket);
+      pid_file_abandon(&pid_file);
+      close(listen_fd);
+      return fail(error);
+    }
     status = supervisor_run(&lp, &sc, &plan->socket);
     status_server_free(sc.status);
     socket_remove_own(&plan->status_unix);
