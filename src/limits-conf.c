@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include "limits-conf.h"
+#include "trusted-file.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -1136,6 +1137,15 @@ static gboolean read_file(LimitsResolver *r, const char *path, FileMode mode,
                 S_ISDIR(st.st_mode) ? g_strerror(EISDIR) : "not a regular file");
     return FALSE;
   }
+  /* Root believes what it says: nobody else may be able to change it.
+   * (A character device such as /dev/null says nothing.) */
+  g_autofree char *untrusted = S_ISREG(st.st_mode) ? trusted_file_problem(fd, path) : NULL;
+  if (untrusted != NULL) {
+    close(fd);
+    g_set_error(error, LIMITS_ERROR, LIMITS_ERROR_READ,
+                "refusing limits file '%s': %s", path, untrusted);
+    return FALSE;
+  }
 
   limits_resolver_begin_file(r, path);
   while (!limits_resolver_stopped(r)) {
@@ -1180,6 +1190,14 @@ static GPtrArray *list_dir(const char *dir, gboolean missing_ok,
       return g_steal_pointer(&names);
     }
     read_error(error, "read directory", dir, errno);
+    return NULL;
+  }
+  /* Whoever can add a file here decides the limits. */
+  g_autofree char *untrusted = trusted_file_problem(dirfd(d), dir);
+  if (untrusted != NULL) {
+    closedir(d);
+    g_set_error(error, LIMITS_ERROR, LIMITS_ERROR_READ,
+                "refusing limits directory '%s': %s", dir, untrusted);
     return NULL;
   }
   for (;;) {

@@ -15,7 +15,12 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "trusted-file.h"
 
 G_DEFINE_QUARK(spawn-fcgi-settings-error, settings_error)
 
@@ -339,51 +344,136 @@ static gboolean parse_command_line(int argc, char **argv, Raw *raw, GError **err
 
 /* ---- config file --------------------------------------------------------- */
 
+/* Larger than any configuration a person writes. */
+#define CONFIG_MAX_SIZE (1024 * 1024)
+
+static gboolean config_error(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+static gboolean config_error(GError **error, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  g_autofree char *msg = g_strdup_vprintf(fmt, ap);
+  va_end(ap);
+  g_set_error_literal(error, SETTINGS_ERROR, SETTINGS_ERROR_CONFIG, msg);
+  return FALSE;
+}
+
+/* The file's text, read through one descriptor that was checked first:
+ * a regular file that only root (or the caller) can change. */
+static gboolean read_config_text(const char *path, GString *text, GError **error)
+{
+  struct stat st = { 0 };
+  char buf[8192];
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+
+  if (fd < 0)
+    return config_error(error, "cannot read config file '%s': %s", path,
+                        g_strerror(errno));
+  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+    int err = errno;
+    close(fd);
+    return config_error(error, "cannot read config file '%s': %s", path,
+                        S_ISDIR(st.st_mode) ? g_strerror(EISDIR)
+                        : err ? g_strerror(err) : "not a regular file");
+  }
+  g_autofree char *untrusted = trusted_file_problem(fd, path);
+  if (untrusted != NULL) {
+    close(fd);
+    return config_error(error, "refusing config file '%s': %s", path, untrusted);
+  }
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0 || text->len + (gsize) n > CONFIG_MAX_SIZE) {
+      int err = errno;
+      close(fd);
+      if (n == 0)
+        return TRUE;
+      return config_error(error, "cannot read config file '%s': %s", path,
+                          n < 0 ? g_strerror(err) : "larger than 1 MiB");
+    }
+    g_string_append_len(text, buf, n);
+  }
+}
+
+static guint line_at(const GString *text, gsize offset)
+{
+  guint line = 1;
+  for (gsize i = 0; i < offset; i++)
+    line += text->str[i] == '\n';
+  return line;
+}
+
+/* What GKeyFile would silently accept: a NUL byte (which cuts a value
+ * short) and a key given twice (the last one would win). */
+static gboolean check_config_text(const char *path, const GString *text, GError **error)
+{
+  const char *nul = memchr(text->str, '\0', text->len);
+  if (nul != NULL)
+    return config_error(error, "%s:%u: NUL byte in the file", path,
+                        line_at(text, (gsize) (nul - text->str)));
+
+  g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  g_auto(GStrv) lines = g_strsplit(text->str, "\n", -1);
+  for (guint i = 0; lines[i] != NULL; i++) {
+    const char *line = lines[i] + strspn(lines[i], " \t");
+    const char *eq = strchr(line, '=');
+    if (line[0] == '#' || line[0] == '[' || eq == NULL)
+      continue;
+    g_autofree char *key = g_strchomp(g_strndup(line, (gsize) (eq - line)));
+    gpointer first = g_hash_table_lookup(seen, key);
+    if (first != NULL)
+      return config_error(error, "%s:%u: key '%s' given again (first on line %u)", path,
+                          i + 1, key, GPOINTER_TO_UINT(first));
+    g_hash_table_insert(seen, g_steal_pointer(&key), GUINT_TO_POINTER(i + 1));
+  }
+  return TRUE;
+}
+
+static OptionId option_by_key(const char *key)
+{
+  for (int i = 0; i < OPT_COUNT; i++)
+    if (strcmp(key, options[i].long_name) == 0 && (options[i].where & IN_CONFIG))
+      return i;
+  return OPT_COUNT;
+}
+
 static gboolean parse_config_file(const char *path, Raw *raw, GError **error)
 {
   g_autoptr(GKeyFile) kf = g_key_file_new();
   g_autoptr(GError) local = NULL;
+  g_autoptr(GString) text = g_string_new(NULL);
   g_auto(GStrv) groups = NULL;
   g_auto(GStrv) keys = NULL;
 
-  if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &local)) {
-    g_set_error(error, SETTINGS_ERROR, SETTINGS_ERROR_CONFIG,
-                "cannot read config file '%s': %s", path, local->message);
+  if (!read_config_text(path, text, error) || !check_config_text(path, text, error))
     return FALSE;
-  }
+  if (!g_key_file_load_from_data(kf, text->str, text->len, G_KEY_FILE_NONE, &local))
+    return config_error(error, "cannot read config file '%s': %s", path, local->message);
   groups = g_key_file_get_groups(kf, NULL);
   for (char **g = groups; *g != NULL; g++) {
-    if (strcmp(*g, CONFIG_GROUP) != 0) {
-      g_set_error(error, SETTINGS_ERROR, SETTINGS_ERROR_CONFIG,
-                  "%s: unknown group [%s] (expected [" CONFIG_GROUP "])",
-                  path, *g);
-      return FALSE;
-    }
+    if (strcmp(*g, CONFIG_GROUP) != 0)
+      return config_error(error, "%s: unknown group [%s] (expected [" CONFIG_GROUP "])",
+                          path, *g);
   }
-  if (!g_key_file_has_group(kf, CONFIG_GROUP)) {
-    g_set_error(error, SETTINGS_ERROR, SETTINGS_ERROR_CONFIG,
-                "%s: no [" CONFIG_GROUP "] group", path);
-    return FALSE;
-  }
+  if (!g_key_file_has_group(kf, CONFIG_GROUP))
+    return config_error(error, "%s: no [" CONFIG_GROUP "] group", path);
   keys = g_key_file_get_keys(kf, CONFIG_GROUP, NULL, NULL);
   for (char **k = keys; *k != NULL; k++) {
-    OptionId id = option_by_name(*k);
-    if (id == OPT_COUNT || !(options[id].where & IN_CONFIG)) {
-      g_set_error(error, SETTINGS_ERROR, SETTINGS_ERROR_CONFIG,
-                  "%s: unknown key '%s'", path, *k);
-      return FALSE;
-    }
+    OptionId id = option_by_key(*k);
+    if (id == OPT_COUNT)
+      return config_error(error, "%s: unknown key '%s'", path, *k);
+    if (raw->v[id].origin != NULL)
+      return config_error(error, "%s: key '%s' given twice", path, *k);
     char *value;
     if (options[id].type == TYPE_STRING || options[id].type == TYPE_COMMAND)
       /* Unescaped (\s, \n, ...) as GKeyFile strings are. */
       value = g_key_file_get_string(kf, CONFIG_GROUP, *k, NULL);
     else
       value = g_key_file_get_value(kf, CONFIG_GROUP, *k, NULL);
-    if (value == NULL) {
-      g_set_error(error, SETTINGS_ERROR, SETTINGS_ERROR_CONFIG,
-                  "%s: key '%s': the value is not valid UTF-8", path, *k);
-      return FALSE;
-    }
+    if (value == NULL)
+      return config_error(error, "%s: key '%s': the value is not valid UTF-8", path, *k);
     raw->v[id].value = value;
     raw->v[id].origin = g_strdup_printf("%s: key '%s'", path, *k);
   }

@@ -25,7 +25,7 @@ if [ ! -x "$bin" ]; then
   # shellcheck disable=SC2046  # pkg-config output is a list of flags
   ${CC:-cc} -std=gnu11 -O2 -g -D_FILE_OFFSET_BITS=64 -I"$build" -I"$root/src" \
     $(pkg-config --cflags glib-2.0) \
-    "$here/bench-limits.c" "$root/src/limits-conf.c" "$root/src/identity.c" \
+    "$here/bench-limits.c" "$root/src/limits-conf.c" "$root/src/identity.c" "$root/src/trusted-file.c" \
     $(pkg-config --libs glib-2.0) -o "$bin"
 fi
 "$bin"

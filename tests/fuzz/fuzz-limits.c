@@ -1,4 +1,4 @@
-// fuzz-sources: limits-conf.c identity.c log.c
+// fuzz-sources: limits-conf.c identity.c log.c trusted-file.c
 /* fuzz-limits: libFuzzer target for the limits.conf parser and resolver.
  *
  * Input: the first byte picks the user (low 2 bits: alice, carol, the user

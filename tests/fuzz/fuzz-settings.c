@@ -1,4 +1,4 @@
-// fuzz-sources: settings.c
+// fuzz-sources: settings.c trusted-file.c
 /* fuzz-settings: libFuzzer target for settings_parse(), the command line
  * and the config file.
  *
@@ -8,7 +8,8 @@
  *   1: the rest is a config file text, up to an optional 0x1e byte; after
  *      it, NUL-separated arguments that follow "--config FILE" on the
  *      command line (so both sources are merged).
- * The config text is written to a memfd and read through /proc/self/fd.
+ * The config text is written to a file in a private temporary directory
+ * (a file spawn-fcgi trusts: owned by the caller, mode 0600).
  * Command lines that name a config file of their own are skipped: the
  * target must never read the machine's files.
  *
@@ -26,14 +27,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #define MAX_ARGS 64
 #define SEPARATOR '\x1e'
 
 static int config_fd = -1;
-static char config_path[64];
+static char config_path[128];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -46,10 +46,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
   /* --help and --version print to stdout. */
   if (freopen("/dev/null", "w", stdout) == NULL)
     abort();
-  config_fd = memfd_create("spawn-fcgi.conf", MFD_CLOEXEC);
+  char dir[] = "/tmp/fuzz-settings-XXXXXX";
+  if (mkdtemp(dir) == NULL)
+    abort();
+  snprintf(config_path, sizeof config_path, "%s/spawn-fcgi.conf", dir);
+  config_fd = open(config_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (config_fd < 0)
     abort();
-  snprintf(config_path, sizeof config_path, "/proc/self/fd/%d", config_fd);
   return 0;
 }
 
