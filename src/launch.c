@@ -285,37 +285,54 @@ char *launch_failure_describe(const LaunchFailure *f, const LaunchPlan *p)
   return g_strdup("unknown failure");
 }
 
+const char *const launch_removed_variables[] = {
+  "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PIDFDID",
+  "NOTIFY_SOCKET", "WATCHDOG_PID", "WATCHDOG_USEC", NULL,
+};
+
 static bool removed_variable(const char *entry)
 {
-  static const char *const names[] = {
-    "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PIDFDID",
-    "NOTIFY_SOCKET", "WATCHDOG_PID", "WATCHDOG_USEC",
-  };
-  for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
-    size_t len = strlen(names[i]);
-    if (strncmp(entry, names[i], len) == 0 && entry[len] == '=')
+  for (const char *const *name = launch_removed_variables; *name != NULL; name++) {
+    size_t len = strlen(*name);
+    if (strncmp(entry, *name, len) == 0 && entry[len] == '=')
       return true;
   }
   return false;
 }
 
-char **launch_build_environment(char **base, int php_children, char **extra)
+/* KEY=VALUE into env, replacing an earlier KEY. */
+static char **set_entry(char **env, const char *entry)
 {
-  g_auto(GStrv) env = NULL;
+  g_autofree char *key = g_strndup(entry, strcspn(entry, "="));
+  return g_environ_setenv(env, key, entry + strlen(key) + 1, TRUE);
+}
+
+char **launch_build_environment(char *const *base, const LaunchEnvironment *how)
+{
   g_autoptr(GStrvBuilder) b = g_strv_builder_new();
 
-  for (char **e = base; e && *e; e++)
-    if (!removed_variable(*e))
+  /* Taken from the caller: everything, or with clear only PATH; never the
+   * protocol variables, not even when named. */
+  for (char *const *e = base; e && *e; e++)
+    if (!removed_variable(*e) && (!how->clear || g_str_has_prefix(*e, "PATH=")))
       g_strv_builder_add(b, *e);
-  env = g_strv_builder_end(b);
+  char **env = g_strv_builder_end(b);
 
-  if (php_children >= 0) {
-    g_autofree char *n = g_strdup_printf("%d", php_children);
+  if (how->php_children >= 0) {
+    g_autofree char *n = g_strdup_printf("%d", how->php_children);
     env = g_environ_setenv(env, "PHP_FCGI_CHILDREN", n, TRUE);
   }
-  for (char **e = extra; e && *e; e++) {
-    g_autofree char *key = g_strndup(*e, strcspn(*e, "="));
-    env = g_environ_setenv(env, key, *e + strlen(key) + 1, TRUE);
+  for (char **e = how->set; e && *e; e++)
+    env = set_entry(env, *e);
+  for (char **e = how->pass; e && *e; e++) {
+    if (strchr(*e, '=') != NULL) {
+      env = set_entry(env, *e);
+      continue;
+    }
+    const char *value = g_environ_getenv((char **) base, *e);
+    g_autofree char *entry = value ? g_strconcat(*e, "=", value, NULL) : NULL;
+    if (entry != NULL && !removed_variable(entry))
+      env = set_entry(env, entry);
   }
-  return g_steal_pointer(&env);
+  return env;
 }

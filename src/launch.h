@@ -53,7 +53,21 @@ int launch_failure_exit_status(const LaunchFailure *failure);
 /* "setresuid(1000) failed: Operation not permitted" and the like. */
 char *launch_failure_describe(const LaunchFailure *failure, const LaunchPlan *plan);
 
-/* The environment the application gets: ours without LISTEN_*,
- * NOTIFY_SOCKET and WATCHDOG_*, plus PHP_FCGI_CHILDREN (if >= 0) and
- * the extra KEY=VALUE entries. */
-char **launch_build_environment(char **base, int php_children, char **extra);
+/* The variables of the systemd protocols, meant for spawn-fcgi itself:
+ * never passed to the application.  NULL-terminated. */
+extern const char *const launch_removed_variables[];
+
+/* How the application's environment is made from the caller's. */
+typedef struct {
+  bool clear;             /* keep only PATH (and what pass names) */
+  int php_children;       /* PHP_FCGI_CHILDREN; -1: not set */
+  char **set;             /* KEY=VALUE entries (environment=) */
+  char **pass;            /* NAME (taken from the caller, if set there) or
+                           * NAME=VALUE (--env, env=) */
+} LaunchEnvironment;
+
+/* The environment the application gets: the caller's (base) without
+ * launch_removed_variables (with clear: only its PATH), then
+ * PHP_FCGI_CHILDREN, set and pass, each replacing what came before.
+ * Pure: a new NULL-terminated array. */
+char **launch_build_environment(char *const *base, const LaunchEnvironment *how);

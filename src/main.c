@@ -64,7 +64,7 @@ static int acquire_socket_and_root(Plan *plan, GError **error)
     return -1;
   if (s->chroot_dir) {
     if (!privileges_chroot(s->chroot_dir, error) ||
-        !plan_check_exec_in_root(plan, error)) {
+        !plan_resolve_exec_in_root(plan, error)) {
       if (fd >= 0)
         socket_remove_own(&plan->socket);
       return -1;
@@ -273,6 +273,7 @@ int main(int argc, char **argv)
   g_autoptr(GError) error = NULL;
   Settings settings;
   SettingsParseResult parsed;
+  PlanInputs inputs;
   Plan plan;
   int status;
 
@@ -297,9 +298,11 @@ int main(int argc, char **argv)
   for (guint i = 0; i < settings.warnings->len; i++)
     log_warning("%s", (const char *) g_ptr_array_index(settings.warnings, i));
 
-  if (!plan_build(&settings, &plan, &error)) {
+  plan_inputs_from_process(&inputs);
+  if (!plan_build(&settings, &inputs, &plan, &error)) {
     status = fail(g_steal_pointer(&error));
     plan_clear(&plan);
+    plan_inputs_clear(&inputs);
     settings_clear(&settings);
     return status;
   }
@@ -319,6 +322,7 @@ int main(int argc, char **argv)
     status = run(&plan);
   }
   plan_clear(&plan);
+  plan_inputs_clear(&inputs);
   settings_clear(&settings);
   return status;
 }

@@ -6,8 +6,6 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "exit-status.h"
 #include "launch.h"
@@ -33,12 +31,16 @@ static void warn(Plan *p, const char *fmt, ...)
   va_end(ap);
 }
 
+/* Shorthands for the lookups of the plan's inputs. */
+#define LOOKUP(p) ((p)->inputs->lookup)
+#define CALL(p, fn, ...) (LOOKUP(p)->fn(__VA_ARGS__, LOOKUP(p)->data))
+
 /* ---- identities ---------------------------------------------------------- */
 
-static gboolean lookup_group_not_root(const char *spec, const char *what, gid_t *gid,
-                                      GError **error)
+static gboolean lookup_group_not_root(Plan *p, const char *spec, const char *what,
+                                      gid_t *gid, GError **error)
 {
-  if (!identity_lookup_group(spec, gid, error))
+  if (!CALL(p, group, spec, gid, error))
     return FALSE;
   if (*gid == 0)
     return refuse(error, EXIT_STATUS_USAGE,
@@ -67,30 +69,30 @@ static gboolean plan_identity(const Settings *s, Plan *p, GError **error)
       return refuse(error, EXIT_STATUS_USAGE, "--chroot needs root");
     if (s->user != NULL) {
       Identity id = { 0 };
-      gboolean ok = identity_lookup_user(s->user, &id, error);
+      gboolean ok = CALL(p, user, s->user, &id, error);
       uid_t uid = id.uid;
       identity_clear(&id);
       if (!ok)
         return FALSE;
-      if (uid != getuid())
+      if (uid != p->inputs->uid)
         return refuse(error, EXIT_STATUS_USAGE,
                       "--user '%s' needs root (spawn-fcgi runs as uid %u)",
-                      s->user, (unsigned) getuid());
+                      s->user, (unsigned) p->inputs->uid);
     }
     if (s->group != NULL) {
       gid_t gid;
-      if (!identity_lookup_group(s->group, &gid, error))
+      if (!CALL(p, group, s->group, &gid, error))
         return FALSE;
-      if (gid != getgid())
+      if (gid != p->inputs->gid)
         return refuse(error, EXIT_STATUS_USAGE,
                       "--group '%s' needs root (spawn-fcgi runs as gid %u)",
-                      s->group, (unsigned) getgid());
+                      s->group, (unsigned) p->inputs->gid);
     }
     return TRUE;
   }
 
   if (s->user != NULL) {
-    if (!identity_lookup_user(s->user, &p->app, error))
+    if (!CALL(p, user, s->user, &p->app, error))
       return FALSE;
     if (p->app.uid == 0)
       return refuse(error, EXIT_STATUS_USAGE,
@@ -98,8 +100,8 @@ static gboolean plan_identity(const Settings *s, Plan *p, GError **error)
                     "to keep root", s->user);
     if (s->group != NULL) {
       gid_t gid;
-      if (!lookup_group_not_root(s->group, "--group", &gid, error) ||
-          !identity_set_primary_group(&p->app, gid, error))
+      if (!lookup_group_not_root(p, s->group, "--group", &gid, error) ||
+          !CALL(p, set_primary_group, &p->app, gid, error))
         return FALSE;
     } else if (p->app.name == NULL) {
       return refuse(error, EXIT_STATUS_USAGE,
@@ -119,7 +121,7 @@ static gboolean plan_identity(const Settings *s, Plan *p, GError **error)
     p->drop = true;
   } else if (s->group != NULL) {
     gid_t gid;
-    if (!lookup_group_not_root(s->group, "--group", &gid, error))
+    if (!lookup_group_not_root(p, s->group, "--group", &gid, error))
       return FALSE;
     p->app.uid = 0;
     identity_set_only_group(&p->app, gid);
@@ -135,13 +137,6 @@ static gboolean plan_identity(const Settings *s, Plan *p, GError **error)
 
 /* ---- socket -------------------------------------------------------------- */
 
-static mode_t caller_umask(void)
-{
-  mode_t mask = umask(0);
-  umask(mask);
-  return mask;
-}
-
 /* Owner and group of a unix socket, as spawn-fcgi 1.6 chooses them:
  * --socket-user, else --user; --socket-group, else --socket-user's primary
  * group, else the application's group.  For a passed socket only what is
@@ -155,7 +150,7 @@ static gboolean plan_socket_owner(const Settings *s, Plan *p, bool explicit_only
 
   if (s->socket_user != NULL) {
     Identity u = { 0 };
-    if (!identity_lookup_user(s->socket_user, &u, error))
+    if (!CALL(p, user, s->socket_user, &u, error))
       return FALSE;
     sp->owner = u.uid;
     sp->group = u.gid;
@@ -164,7 +159,7 @@ static gboolean plan_socket_owner(const Settings *s, Plan *p, bool explicit_only
     sp->owner = p->app.uid;
   }
   if (s->socket_group != NULL) {
-    if (!identity_lookup_group(s->socket_group, &sp->group, error))
+    if (!CALL(p, group, s->socket_group, &sp->group, error))
       return FALSE;
   } else if (!explicit_only && sp->group == (gid_t) -1 && p->drop) {
     sp->group = p->app.gid;
@@ -178,7 +173,7 @@ static gboolean plan_socket(const Settings *s, Plan *p, GError **error)
   bool passed = false;
 
   sp->backlog = s->backlog;
-  if (!socket_plan_passed(sp, s->fd_name, &passed, error))
+  if (!CALL(p, passed, sp, s->fd_name, &passed, error))
     return FALSE;
 
   if (passed) {
@@ -210,12 +205,12 @@ static gboolean plan_socket(const Settings *s, Plan *p, GError **error)
   if (s->socket_path != NULL) {
     if (!socket_plan_unix(sp, s->socket_path, error))
       return FALSE;
-    sp->mode = s->mode_set ? s->mode : 0660 & ~caller_umask();
+    sp->mode = s->mode_set ? s->mode : 0660 & ~p->inputs->umask;
     return plan_socket_owner(s, p, false, error);
   }
   if (s->port != 0)
-    return socket_plan_tcp(sp, s->address, s->port, error);
-  int on_stdin = socket_stdin_is_listening(error);
+    return CALL(p, tcp, sp, s->address, s->port, error);
+  int on_stdin = LOOKUP(p)->stdin_listening(error, LOOKUP(p)->data);
   if (on_stdin < 0)
     return FALSE;
   if (on_stdin) {
@@ -253,12 +248,12 @@ static gboolean plan_status(const Settings *s, Plan *p, GError **error)
     sp->mode = s->status_group ? 0660 : 0600;
     sp->owner = (uid_t) -1;
     sp->group = (gid_t) -1;
-    if (s->status_group && !identity_lookup_group(s->status_group, &sp->group, error))
+    if (s->status_group && !CALL(p, group, s->status_group, &sp->group, error))
       return FALSE;
   }
   if (s->status_listen_address != NULL) {
     SocketPlan *sp = &p->status_tcp;
-    if (!socket_plan_tcp(sp, s->status_listen_address, s->status_listen_port, error))
+    if (!CALL(p, tcp, sp, s->status_listen_address, s->status_listen_port, error))
       return FALSE;
     sp->backlog = PLAN_STATUS_BACKLOG;
     if (!is_loopback(&sp->addr) && !s->status_listen_nonlocal)
@@ -290,10 +285,10 @@ static gboolean plan_limits(const Settings *s, Plan *p, GError **error)
     if (p->is_root)
       return refuse(error, EXIT_STATUS_LOOKUP,
                     "cannot apply limits.conf: uid %s has no passwd entry", s->user);
-    if (!identity_lookup_user(s->user, &u, error))
+    if (!CALL(p, user, s->user, &u, error))
       return FALSE;
     p->limits_for = u;
-  } else if (!identity_lookup_self(&p->limits_for, error)) {
+  } else if (!LOOKUP(p)->self(&p->limits_for, error, LOOKUP(p)->data)) {
     return FALSE;
   }
   if (p->limits_for.name == NULL)
@@ -301,7 +296,7 @@ static gboolean plan_limits(const Settings *s, Plan *p, GError **error)
                   "cannot apply limits.conf: uid %u has no passwd entry",
                   (unsigned) p->limits_for.uid);
 
-  p->limits = limits_load(s->limits_file, s->limits_dir, &p->limits_for, error);
+  p->limits = CALL(p, limits, s->limits_file, s->limits_dir, &p->limits_for, error);
   if (p->limits == NULL)
     return FALSE;
   const GPtrArray *w = limits_plan_warnings(p->limits);
@@ -310,7 +305,7 @@ static gboolean plan_limits(const Settings *s, Plan *p, GError **error)
   return TRUE;
 }
 
-/* ---- application --------------------------------------------------------- */
+/* ---- directories -------------------------------------------------------- */
 
 /* The application's umask: --umask, else the caller's, as spawn-fcgi 1.6
  * passed it on; one that lets group or others write is worth a word. */
@@ -320,51 +315,140 @@ static void plan_umask(const Settings *s, Plan *p)
     p->umask = s->umask;
     return;
   }
-  p->umask = caller_umask();
+  p->umask = p->inputs->umask;
   if ((p->umask & 022) != 022)
     warn(p, "the application inherits umask %04o, which lets %s write its new files: "
             "give --umask (e.g. --umask=0022)", (unsigned) p->umask,
          (p->umask & 002) == 0 ? "everyone" : "its group");
 }
 
-static int check_executable(const char *path)
+
+/* What the effect phases will need to find: the chroot, the working
+ * directory (inside the chroot) and the PID file's directory.  Checked
+ * here so that --check finds what the run would refuse, with the same
+ * status and message. */
+static int stat_dir(Plan *p, const char *path)
 {
   struct stat st;
-  if (stat(path, &st) < 0)
-    return errno == ENOENT || errno == ENOTDIR ? ENOENT : errno;
+  int rc = CALL(p, stat_path, path, &st);
+  return rc < 0 ? rc : S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
+/* The working directory as seen before any chroot. */
+static char *chdir_outside(const Plan *p)
+{
+  const Settings *s = p->settings;
+  if (s->chroot_dir != NULL)
+    return g_build_filename(s->chroot_dir, s->chdir_dir, NULL);
+  if (g_path_is_absolute(s->chdir_dir) || p->inputs->cwd == NULL)
+    return g_strdup(s->chdir_dir);
+  return g_build_filename(p->inputs->cwd, s->chdir_dir, NULL);
+}
+
+static gboolean plan_directories(const Settings *s, Plan *p, GError **error)
+{
+  int rc;
+
+  if (s->chroot_dir != NULL && (rc = stat_dir(p, s->chroot_dir)) < 0)
+    return refuse(error, EXIT_STATUS_PRIVILEGE, "cannot chroot to '%s': %s",
+                  s->chroot_dir, g_strerror(-rc));
+  if (s->chdir_dir != NULL) {
+    g_autofree char *dir = chdir_outside(p);
+    if ((rc = stat_dir(p, dir)) < 0)
+      return refuse(error, EXIT_STATUS_PRIVILEGE, "cannot chdir to '%s': %s",
+                    s->chdir_dir, g_strerror(-rc));
+  }
+  if (s->pid_file != NULL) {
+    g_autofree char *dir = g_path_get_dirname(s->pid_file);
+    if ((rc = stat_dir(p, dir)) < 0)
+      return refuse(error, EXIT_STATUS_USAGE, "cannot open PID file '%s': %s",
+                    s->pid_file, g_strerror(-rc));
+  }
+  return TRUE;
+}
+
+/* ---- application --------------------------------------------------------- */
+
+static int check_executable(Plan *p, const char *path)
+{
+  struct stat st;
+  int rc = CALL(p, stat_path, path, &st);
+  if (rc < 0)
+    return rc == -ENOENT || rc == -ENOTDIR ? ENOENT : -rc;
   if (!S_ISREG(st.st_mode) || !(st.st_mode & 0111))
     return EACCES;
   return 0;
 }
 
-/* Finds the file execve() will run, the way a shell would: a name with a
- * slash as is (relative to --chdir), otherwise the first executable match
- * in PATH. */
-static gboolean resolve_exec(const char *name, const char *chdir_dir,
-                             char **out, GError **error)
+/* The directory a relative application path is taken from: --chdir (inside
+ * the chroot), else the current one.  NULL when unknown. */
+static char *exec_base(const Plan *p, bool in_root)
 {
+  const Settings *s = p->settings;
+  if (in_root || s->chroot_dir != NULL)
+    return g_build_filename("/", s->chdir_dir ? s->chdir_dir : "/", NULL);
+  if (s->chdir_dir != NULL && g_path_is_absolute(s->chdir_dir))
+    return g_strdup(s->chdir_dir);
+  if (p->inputs->cwd == NULL)
+    return NULL;
+  return g_build_filename(p->inputs->cwd, s->chdir_dir ? s->chdir_dir : ".", NULL);
+}
+
+/* "'.', ''": the relative entries of PATH, quoted; NULL when none. */
+static char *relative_path_entries(const Plan *p)
+{
+  const char *env_path = g_environ_getenv(p->inputs->environ, "PATH");
+  if (env_path == NULL)
+    return NULL;
+  g_auto(GStrv) dirs = g_strsplit(env_path, ":", -1);
+  g_autoptr(GString) out = g_string_new(NULL);
+  for (char **d = dirs; *d != NULL; d++)
+    if (!g_path_is_absolute(*d))
+      g_string_append_printf(out, "%s'%s'", out->len ? ", " : "", *d);
+  return out->len ? g_string_free(g_steal_pointer(&out), FALSE) : NULL;
+}
+
+static gboolean exec_refused(GError **error, int err, const char *name, const char *found)
+{
+  if (err == ENOENT)
+    return refuse(error, EXIT_STATUS_NOT_FOUND, "application '%s' not found%s", name,
+                  found ? "" : " in PATH");
+  return refuse(error, EXIT_STATUS_NOT_EXECUTABLE, "application '%s' is not executable%s%s%s",
+                name, found ? " (" : "", found ? found : "", found ? ")" : "");
+}
+
+/* Finds the file execve() will run, once, as an absolute path: a name
+ * with a slash as is (a relative one from --chdir), otherwise the first
+ * executable match in PATH.  Relative PATH entries ('.', empty) are
+ * skipped with a warning: the directory they mean changes with --chdir,
+ * and no file may run because it happens to lie there. */
+static gboolean resolve_exec(Plan *p, bool in_root, char **out, GError **error)
+{
+  const char *name = p->settings->argv[0];
+
   if (strchr(name, '/') != NULL) {
-    g_autofree char *path = (name[0] != '/' && chdir_dir != NULL)
-                            ? g_build_filename(chdir_dir, name, NULL)
-                            : g_strdup(name);
-    int err = check_executable(path);
-    if (err == ENOENT)
-      return refuse(error, EXIT_STATUS_NOT_FOUND, "application '%s' not found", name);
+    g_autofree char *base = exec_base(p, in_root);
+    const char *rel = name;
+    while (g_str_has_prefix(rel, "./"))
+      rel += 2;
+    g_autofree char *path = g_path_is_absolute(name) || base == NULL
+                            ? g_strdup(name) : g_build_filename(base, rel, NULL);
+    int err = check_executable(p, path);
     if (err != 0)
-      return refuse(error, EXIT_STATUS_NOT_EXECUTABLE,
-                    "application '%s' is not executable%s%s", name,
-                    err == EACCES ? "" : ": ", err == EACCES ? "" : g_strerror(err));
-    *out = g_strdup(name);
+      return exec_refused(error, err, name, err == ENOENT ? "" : NULL);
+    *out = g_steal_pointer(&path);
     return TRUE;
   }
 
-  const char *env_path = g_getenv("PATH");
+  const char *env_path = g_environ_getenv(p->inputs->environ, "PATH");
   g_auto(GStrv) dirs = g_strsplit(env_path ? env_path : "/usr/local/bin:/usr/bin:/bin",
                                   ":", -1);
   g_autofree char *not_exec = NULL;
   for (char **d = dirs; *d != NULL; d++) {
-    g_autofree char *path = g_build_filename(**d ? *d : ".", name, NULL);
-    int err = check_executable(path);
+    if (!g_path_is_absolute(*d))
+      continue;
+    g_autofree char *path = g_build_filename(*d, name, NULL);
+    int err = check_executable(p, path);
     if (err == 0) {
       *out = g_steal_pointer(&path);
       return TRUE;
@@ -373,28 +457,55 @@ static gboolean resolve_exec(const char *name, const char *chdir_dir,
       not_exec = g_steal_pointer(&path);
   }
   if (not_exec != NULL)
-    return refuse(error, EXIT_STATUS_NOT_EXECUTABLE,
-                  "application '%s' is not executable (found %s)", name, not_exec);
-  return refuse(error, EXIT_STATUS_NOT_FOUND,
-                "application '%s' not found in PATH", name);
+    return exec_refused(error, EACCES, name, not_exec);
+  g_autofree char *skipped = relative_path_entries(p);
+  if (skipped != NULL)
+    return refuse(error, EXIT_STATUS_NOT_FOUND, "application '%s' not found in PATH "
+                  "(relative entries are ignored: %s)", name, skipped);
+  return exec_refused(error, ENOENT, name, NULL);
 }
 
-gboolean plan_check_exec_in_root(const Plan *p, GError **error)
+gboolean plan_resolve_exec_in_root(Plan *p, GError **error)
 {
   g_autofree char *resolved = NULL;
-  return resolve_exec(p->exec_path, p->settings->chdir_dir, &resolved, error);
+  if (!resolve_exec(p, true, &resolved, error))
+    return FALSE;
+  g_free(p->exec_path);
+  p->exec_path = g_steal_pointer(&resolved);
+  return TRUE;
+}
+
+/* Said once, before any lookup (inside a chroot too). */
+static void warn_relative_path_entries(Plan *p)
+{
+  g_autofree char *skipped = relative_path_entries(p);
+  if (skipped != NULL && strchr(p->settings->argv[0], '/') == NULL)
+    warn(p, "ignoring relative PATH entries when looking for '%s': %s",
+         p->settings->argv[0], skipped);
+}
+
+static char **plan_environment(const Settings *s, const PlanInputs *in)
+{
+  LaunchEnvironment how = {
+    .clear = s->clear_env,
+    .php_children = s->php_children,
+    .set = s->environment,
+    .pass = s->env,
+  };
+  return launch_build_environment(in->environ, &how);
 }
 
 /* ---- the whole plan ------------------------------------------------------ */
 
-gboolean plan_build(const Settings *s, Plan *p, GError **error)
+gboolean plan_build(const Settings *s, const PlanInputs *in, Plan *p, GError **error)
 {
   memset(p, 0, sizeof *p);
   p->settings = s;
-  p->is_root = geteuid() == 0;
+  p->inputs = in;
+  p->is_root = in->euid == 0;
   p->warnings = g_ptr_array_new_with_free_func(g_free);
-  p->app.uid = getuid();
-  p->app.gid = getgid();
+  p->app.uid = in->uid;
+  p->app.gid = in->gid;
 
   if (!plan_identity(s, p, error) || !plan_limits(s, p, error))
     return FALSE;
@@ -406,22 +517,23 @@ gboolean plan_build(const Settings *s, Plan *p, GError **error)
   /* libsystemd sends each notification to the NOTIFY_SOCKET path, which a
    * supervisor inside a chroot cannot reach (an abstract socket it can):
    * systemd would wait for READY=1 in vain. */
-  const char *notify = g_getenv("NOTIFY_SOCKET");
+  const char *notify = g_environ_getenv(in->environ, "NOTIFY_SOCKET");
   if (s->supervise && s->chroot_dir != NULL && notify != NULL && notify[0] == '/')
     return refuse(error, EXIT_STATUS_USAGE,
                   "--supervise with --chroot cannot notify systemd: NOTIFY_SOCKET %s "
                   "is not reachable inside the chroot", notify);
 
   plan_umask(s, p);
-
-  /* Inside a chroot the path is checked after entering it. */
+  if (!plan_directories(s, p, error))
+    return FALSE;
+  warn_relative_path_entries(p);
+  /* Inside a chroot the path is looked up after entering it. */
   if (s->chroot_dir != NULL)
     p->exec_path = g_strdup(s->argv[0]);
-  else if (!resolve_exec(s->argv[0], s->chdir_dir, &p->exec_path, error))
+  else if (!resolve_exec(p, false, &p->exec_path, error))
     return FALSE;
 
-  g_auto(GStrv) environ_now = g_get_environ();
-  p->envp = launch_build_environment(environ_now, s->php_children, s->environment);
+  p->envp = plan_environment(s, in);
   return TRUE;
 }
 
@@ -452,9 +564,15 @@ static void report_owner(Report *r, const SocketPlan *sp)
 
 void plan_print(const Plan *p, bool json, FILE *to)
 {
+  g_autoptr(GString) out = g_string_new(NULL);
+  plan_format(p, json, out);
+  fputs(out->str, to);
+}
+
+void plan_format(const Plan *p, bool json, GString *out)
+{
   const Settings *s = p->settings;
   const SocketPlan *sp = &p->socket;
-  g_autoptr(GString) out = g_string_new(NULL);
   Report r;
 
   report_init(&r, out, json);
@@ -495,8 +613,8 @@ void plan_print(const Plan *p, bool json, FILE *to)
     report_int_list(&r, "groups", p->app.groups, p->app.n_groups);
   } else {
     report_str(&r, "user", "unchanged");
-    report_int(&r, "uid", getuid());
-    report_int(&r, "gid", getgid());
+    report_int(&r, "uid", p->inputs->uid);
+    report_int(&r, "gid", p->inputs->gid);
   }
   report_str(&r, "chroot", s->chroot_dir);
   report_str(&r, "cwd", s->chdir_dir ? s->chdir_dir : s->chroot_dir ? "/" : "unchanged");
@@ -508,20 +626,9 @@ void plan_print(const Plan *p, bool json, FILE *to)
   if (s->chroot_dir)
     report_str(&r, "exec_checked", "inside the chroot, at start");
   report_strv(&r, "argv", (const char *const *) s->argv);
-  static const char *const removed[] = {
-    "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PIDFDID",
-    "NOTIFY_SOCKET", "WATCHDOG_PID", "WATCHDOG_USEC", NULL,
-  };
-  report_strv(&r, "environment_removed", removed);
-  g_autoptr(GStrvBuilder) set = g_strv_builder_new();
-  if (s->php_children >= 0) {
-    g_autofree char *php = g_strdup_printf("PHP_FCGI_CHILDREN=%d", s->php_children);
-    g_strv_builder_add(set, php);
-  }
-  if (s->environment)
-    g_strv_builder_addv(set, (const char **) s->environment);
-  g_auto(GStrv) set_v = g_strv_builder_end(set);
-  report_strv(&r, "environment_set", (const char *const *) set_v);
+  report_bool(&r, "clear_env", s->clear_env);
+  report_strv(&r, "environment_removed", launch_removed_variables);
+  report_strv(&r, "environment", (const char *const *) p->envp);
 
   report_section(&r, "children");
   report_str(&r, "mode", s->no_fork ? "no-fork" : s->supervise ? "supervise" : "fork");
@@ -557,13 +664,11 @@ void plan_print(const Plan *p, bool json, FILE *to)
       report_str(&r, "explain", explain->str);
     } else {
       report_finish(&r);
-      fputs(out->str, to);
-      fputs(explain->str, to);
+      g_string_append(out, explain->str);
       return;
     }
   }
   report_finish(&r);
-  fputs(out->str, to);
 }
 
 void plan_clear(Plan *p)

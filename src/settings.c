@@ -12,6 +12,7 @@
 #include "settings.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -62,6 +63,8 @@ typedef enum {
   OPT_STATUS_LISTEN,
   OPT_STATUS_LISTEN_NONLOCAL,
   OPT_STATUS,
+  OPT_CLEAR_ENV,
+  OPT_ENV,
   OPT_FILE,
   OPT_EXEC,
   OPT_ENVIRONMENT,
@@ -82,6 +85,7 @@ typedef enum {
   TYPE_INT,
   TYPE_COMMAND,
   TYPE_ENVIRONMENT,
+  TYPE_LIST,                  /* repeatable; a ';' list in the config file */
 } ValueType;
 
 typedef enum {
@@ -90,6 +94,7 @@ typedef enum {
   SECTION_LIMITS,
   SECTION_CHILDREN,
   SECTION_STATUS,
+  SECTION_ENVIRONMENT,
   SECTION_OTHER,
 } Section;
 
@@ -180,6 +185,10 @@ static const OptionSpec options[OPT_COUNT] = {
     IN_BOTH, 0, 0, NULL, "allow a --status-listen address off loopback" },
   [OPT_STATUS] = { "status", 0, TYPE_OPTIONAL, SECTION_STATUS, IN_CLI, 0, 0,
     "[=FORMAT]", "show a running pool: text, json, prometheus" },
+  [OPT_CLEAR_ENV] = { "clear-env", 0, TYPE_FLAG, SECTION_ENVIRONMENT, IN_BOTH, 0, 0,
+    NULL, "keep only PATH and what --env names" },
+  [OPT_ENV] = { "env", 0, TYPE_LIST, SECTION_ENVIRONMENT, IN_BOTH, 0, 0,
+    "NAME[=VALUE]", "pass NAME on, or set it to VALUE (repeatable)" },
   [OPT_FILE] = { "file", 'f', TYPE_STRING, SECTION_OTHER, IN_CLI, 0, 0,
     "PATH", "deprecated: run /bin/sh -c \"exec PATH\"" },
   [OPT_EXEC] = { "exec", 0, TYPE_COMMAND, SECTION_OTHER, IN_CONFIG, 0, 0,
@@ -202,13 +211,16 @@ static const char *const section_titles[] = {
   [SECTION_LIMITS] = "Limits",
   [SECTION_CHILDREN] = "Children",
   [SECTION_STATUS] = "Status",
+  [SECTION_ENVIRONMENT] = "Environment",
   [SECTION_OTHER] = "Other",
 };
 
-/* A value as written, and where: "-p" / "--port" / "FILE: key 'port'". */
+/* A value as written, and where: "-p" / "--port" / "FILE: key 'port'".
+ * A TYPE_LIST option has its items in list (value is unused). */
 typedef struct {
   char *value;
   char *origin;
+  char **list;
 } RawValue;
 
 typedef struct {
@@ -221,6 +233,7 @@ static void raw_clear(Raw *raw)
   for (int i = 0; i < OPT_COUNT; i++) {
     g_free(raw->v[i].value);
     g_free(raw->v[i].origin);
+    g_strfreev(raw->v[i].list);
   }
   g_strfreev(raw->app_argv);
   memset(raw, 0, sizeof *raw);
@@ -254,6 +267,17 @@ static gboolean on_cli_option(const char *name, const char *value,
   OptionId id = option_by_name(name);
 
   g_return_val_if_fail(id < OPT_COUNT, FALSE);
+  if (options[id].type == TYPE_LIST) {
+    g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+    if (raw->v[id].list != NULL)
+      g_strv_builder_addv(b, (const char **) raw->v[id].list);
+    g_strv_builder_add(b, value);
+    g_strfreev(raw->v[id].list);
+    raw->v[id].list = g_strv_builder_end(b);
+    if (raw->v[id].origin == NULL)
+      raw->v[id].origin = g_strdup(name);
+    return TRUE;
+  }
   if (raw->v[id].origin != NULL) {
     g_set_error(error, SETTINGS_ERROR, SETTINGS_ERROR_USAGE,
                 "%s given more than once", name);
@@ -466,6 +490,13 @@ static gboolean parse_config_file(const char *path, Raw *raw, GError **error)
       return config_error(error, "%s: unknown key '%s'", path, *k);
     if (raw->v[id].origin != NULL)
       return config_error(error, "%s: key '%s' given twice", path, *k);
+    if (options[id].type == TYPE_LIST) {
+      raw->v[id].list = g_key_file_get_string_list(kf, CONFIG_GROUP, *k, NULL, NULL);
+      if (raw->v[id].list == NULL)
+        return config_error(error, "%s: key '%s': the value is not valid UTF-8", path, *k);
+      raw->v[id].origin = g_strdup_printf("%s: key '%s'", path, *k);
+      continue;
+    }
     char *value;
     if (options[id].type == TYPE_STRING || options[id].type == TYPE_COMMAND)
       /* Unescaped (\s, \n, ...) as GKeyFile strings are. */
@@ -607,6 +638,29 @@ static gboolean to_host_port(const RawValue *rv, char **host, guint16 *port, GEr
   return TRUE;
 }
 
+/* Letters, digits and '_', not starting with a digit. */
+static bool is_variable_name(const char *name, gsize len)
+{
+  if (len == 0 || g_ascii_isdigit(name[0]))
+    return false;
+  for (gsize i = 0; i < len; i++)
+    if (!g_ascii_isalnum(name[i]) && name[i] != '_')
+      return false;
+  return true;
+}
+
+/* --env / env=: NAME (passed on from the caller) or NAME=VALUE. */
+static gboolean to_env_list(const RawValue *rv, char ***out, GError **error)
+{
+  for (char **it = rv->list; it != NULL && *it != NULL; it++) {
+    if (!is_variable_name(*it, strcspn(*it, "=")))
+      return usage_error(error, "%s: '%s' is not NAME or NAME=VALUE "
+                         "(NAME: letters, digits and _)", rv->origin, *it);
+  }
+  *out = g_strdupv(rv->list);
+  return TRUE;
+}
+
 static const char *const int_meaning[OPT_COUNT] = {
   [OPT_BACKLOG] = "a backlog",
   [OPT_PHP_CHILDREN] = "a number of PHP children",
@@ -682,6 +736,8 @@ static gboolean apply_value(OptionId id, const RawValue *rv, Settings *s, GError
       return usage_error(error, "%s: unknown format '%s' (text, json or prometheus)",
                          rv->origin, rv->value);
     return TRUE;
+  case OPT_CLEAR_ENV: return to_flag(rv, &s->clear_env, error);
+  case OPT_ENV: return to_env_list(rv, &s->env, error);
   case OPT_FILE:
     if (rv->value[0] == '\0')
       return usage_error(error, "%s: empty value", rv->origin);
@@ -865,6 +921,7 @@ gboolean settings_parse(int argc, char **argv, Settings *out,
       continue;
     merged.v[i].value = g_strdup(from->value);
     merged.v[i].origin = g_strdup(from->origin);
+    merged.v[i].list = g_strdupv(from->list);
     if (!apply_value(i, &merged.v[i], out, error))
       goto out;
   }
@@ -952,6 +1009,7 @@ void settings_clear(Settings *s)
   g_free(s->pid_file);
   g_strfreev(s->argv);
   g_strfreev(s->environment);
+  g_strfreev(s->env);
   g_free(s->config_file);
   g_free(s->status_socket);
   g_free(s->status_group);

@@ -83,7 +83,9 @@ typedef struct {
   /* application */
   char **argv;                /* what to exec, NULL-terminated */
   gboolean argv_from_shell;   /* argv is /bin/sh -c "exec PATH" (-f) */
-  char **environment;         /* extra KEY=VALUE entries */
+  char **environment;         /* extra KEY=VALUE entries (environment=) */
+  gboolean clear_env;         /* --clear-env: only PATH and env */
+  char **env;                 /* --env / env=: NAME or NAME=VALUE */
 
   /* other */
   char *config_file;
