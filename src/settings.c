@@ -371,16 +371,21 @@ static gboolean parse_command_line(int argc, char **argv, Raw *raw, GError **err
 /* Larger than any configuration a person writes. */
 #define CONFIG_MAX_SIZE (1024 * 1024)
 
-static gboolean config_error(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-static gboolean config_error(GError **error, const char *fmt, ...)
+/* Sets a SETTINGS_ERROR; returns FALSE for "return usage_error(...)". */
+static gboolean settings_fail(GError **error, SettingsError code, const char *fmt, ...)
+  G_GNUC_PRINTF(3, 4);
+static gboolean settings_fail(GError **error, SettingsError code, const char *fmt, ...)
 {
   va_list ap;
   va_start(ap, fmt);
   g_autofree char *msg = g_strdup_vprintf(fmt, ap);
   va_end(ap);
-  g_set_error_literal(error, SETTINGS_ERROR, SETTINGS_ERROR_CONFIG, msg);
+  g_set_error_literal(error, SETTINGS_ERROR, code, msg);
   return FALSE;
 }
+
+#define config_error(error, ...) settings_fail((error), SETTINGS_ERROR_CONFIG, __VA_ARGS__)
+#define usage_error(error, ...) settings_fail((error), SETTINGS_ERROR_USAGE, __VA_ARGS__)
 
 /* The file's text, read through one descriptor that was checked first:
  * a regular file that only root (or the caller) can change. */
@@ -512,17 +517,6 @@ static gboolean parse_config_file(const char *path, Raw *raw, GError **error)
 }
 
 /* ---- values -------------------------------------------------------------- */
-
-static gboolean usage_error(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-static gboolean usage_error(GError **error, const char *fmt, ...)
-{
-  va_list ap;
-  va_start(ap, fmt);
-  g_autofree char *msg = g_strdup_vprintf(fmt, ap);
-  va_end(ap);
-  g_set_error_literal(error, SETTINGS_ERROR, SETTINGS_ERROR_USAGE, msg);
-  return FALSE;
-}
 
 static gboolean to_flag(const RawValue *rv, gboolean *out, GError **error)
 {

@@ -42,10 +42,16 @@ def test_fifo_is_refused_without_blocking(spawn, app, sock, marker, tmp):
     assert os.path.exists(fifo) and not fifo.is_file()
 
 
+@pytest.fixture
+def victim(tmp):
+    """A file that is not spawn-fcgi's to write."""
+    path = tmp / "victim"
+    path.write_text("not a PID file\n")
+    return path
+
+
 def test_hard_link_to_another_file_is_refused(spawn, app, sock, marker,
-                                              tmp):
-    victim = tmp / "victim"
-    victim.write_text("not a PID file\n")
+                                              tmp, victim):
     link = tmp / "app.pid"
     os.link(victim, link)
     assert_refused(spawn, app, sock, marker, link, "link")
@@ -62,9 +68,7 @@ def test_file_of_another_user_is_refused(spawn, app, sock, marker, tmp,
     assert pid_file.read_text() == "4242"
 
 
-def test_symbolic_link_is_refused(spawn, app, sock, marker, tmp):
-    victim = tmp / "victim"
-    victim.write_text("not a PID file\n")
+def test_symbolic_link_is_refused(spawn, app, sock, marker, tmp, victim):
     link = tmp / "app.pid"
     os.symlink(victim, link)
     assert_refused(spawn, app, sock, marker, link, "symbolic link")

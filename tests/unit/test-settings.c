@@ -293,6 +293,14 @@ static void test_config_errors(void)
   expect_config_error("[spawn-fcgi]\nsocket=/x\nexec=a\ncheck=true\n", "unknown key 'check'");
   expect_config_error("not a key file\n", "cannot read config file");
   expect_config_error("[spawn-fcgi]\nsocket=/x\nport=9000\nexec=a\n", "exclude each other");
+  /* GKeyFile would let the last one win, and cut a value at a NUL. */
+  expect_config_error("[spawn-fcgi]\nsocket=/x\nexec=a\n socket = /y\n",
+                      ":4: key 'socket' given again (first on line 2)");
+  /* Only long names are keys. */
+  expect_config_error("[spawn-fcgi]\n--socket=/x\nexec=a\n", "unknown key '--socket'");
+  expect_config_error("[spawn-fcgi]\ns=/x\nexec=a\n", "unknown key 's'");
+  expect_config_error("[spawn-fcgi]\nsocket=/x\nexec=a\nenv=A;1B=2\n",
+                      "'1B=2' is not NAME or NAME=VALUE");
 
   Settings s;
   g_autoptr(GError) error = NULL;
@@ -343,6 +351,51 @@ static void test_help_question_mark(void)
   g_test_trap_assert_passed();
   g_test_trap_assert_stdout("Usage: spawn-fcgi*");
   g_test_trap_assert_stderr("");
+}
+
+/* A NUL byte cannot go through write_config's text: write it by hand. */
+static void test_config_nul_byte(void)
+{
+  static const char text[] = "[spawn-fcgi]\nsocket=/x\nexec=a\nuser=nobody\0root\n";
+  g_autofree char *path = write_config("");
+  g_autofree char *line = g_strdup_printf("--config %s", path);
+  g_autoptr(GError) error = NULL;
+  Settings s;
+  g_assert_true(g_file_set_contents(path, text, sizeof text - 1, NULL));
+  g_assert_false(parse(line, &s, &error));
+  g_unlink(path);
+  g_assert_error(error, SETTINGS_ERROR, SETTINGS_ERROR_CONFIG);
+  g_autofree char *where = g_strdup_printf("%s:4: NUL byte", path);
+  g_assert_nonnull(strstr(error->message, where));
+}
+
+/* --env may be repeated; on the command line it replaces the file's list. */
+static void test_env_lists(void)
+{
+  Settings s;
+  g_autoptr(GError) error = NULL;
+  g_assert_true(parse("-s /x --clear-env --env A --env B=x=y -- app", &s, &error));
+  g_assert_no_error(error);
+  g_assert_true(s.clear_env);
+  g_assert_cmpuint(g_strv_length(s.env), ==, 2);
+  g_assert_cmpstr(s.env[0], ==, "A");
+  g_assert_cmpstr(s.env[1], ==, "B=x=y");
+  settings_clear(&s);
+
+  g_assert_true(parse_with_config("[spawn-fcgi]\nsocket=/x\nexec=a\nclear-env=yes\n"
+                                  "env=TZ;LANG=C\\;x\n", NULL, &s, NULL, &error));
+  g_assert_no_error(error);
+  g_assert_true(s.clear_env);
+  g_assert_cmpuint(g_strv_length(s.env), ==, 2);
+  g_assert_cmpstr(s.env[1], ==, "LANG=C;x");
+  settings_clear(&s);
+
+  g_assert_true(parse_with_config("[spawn-fcgi]\nsocket=/x\nexec=a\nenv=TZ;LANG=C\n",
+                                  "--env HOME", &s, NULL, &error));
+  g_assert_cmpuint(g_strv_length(s.env), ==, 1);
+  g_assert_cmpstr(s.env[0], ==, "HOME");
+  settings_clear(&s);
+  expect_usage_error("-s /x --env 9=1 -- app", "--env: '9=1' is not NAME");
 }
 
 static void test_help_fits_80_columns(void)
@@ -427,6 +480,8 @@ int main(int argc, char **argv)
   g_test_add_func("/settings/ignored-options-warned", test_ignored_warned);
   g_test_add_func("/settings/config-every-key", test_config_every_key);
   g_test_add_func("/settings/config-overridden", test_config_overridden_by_command_line);
+  g_test_add_func("/settings/config-nul-byte", test_config_nul_byte);
+  g_test_add_func("/settings/env-lists", test_env_lists);
   g_test_add_func("/settings/config-errors", test_config_errors);
   g_test_add_func("/settings/config-value-not-utf8", test_config_value_not_utf8);
   g_test_add_func("/settings/command-line-bytes", test_command_line_bytes);
