@@ -334,15 +334,23 @@ static int stat_dir(Plan *p, const char *path)
   return rc < 0 ? rc : S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }
 
-/* The working directory as seen before any chroot. */
-static char *chdir_outside(const Plan *p)
+/* The directory the application will start in, as a path seen now (or,
+ * in_root, from inside the chroot): --chdir, relative to the current
+ * directory or the chroot; without it the current directory, or the
+ * chroot's root.  NULL when unknown. */
+static char *start_dir(const Plan *p, bool in_root)
 {
   const Settings *s = p->settings;
-  if (s->chroot_dir != NULL)
-    return g_build_filename(s->chroot_dir, s->chdir_dir, NULL);
-  if (g_path_is_absolute(s->chdir_dir) || p->inputs->cwd == NULL)
+  const char *root = in_root ? "/" : s->chroot_dir;
+  const char *cwd = p->inputs->cwd;
+
+  if (root != NULL)
+    return g_build_filename(root, s->chdir_dir ? s->chdir_dir : "/", NULL);
+  if (s->chdir_dir == NULL)
+    return g_strdup(cwd);
+  if (g_path_is_absolute(s->chdir_dir) || cwd == NULL)
     return g_strdup(s->chdir_dir);
-  return g_build_filename(p->inputs->cwd, s->chdir_dir, NULL);
+  return g_build_filename(cwd, s->chdir_dir, NULL);
 }
 
 static gboolean plan_directories(const Settings *s, Plan *p, GError **error)
@@ -353,7 +361,7 @@ static gboolean plan_directories(const Settings *s, Plan *p, GError **error)
     return refuse(error, EXIT_STATUS_PRIVILEGE, "cannot chroot to '%s': %s",
                   s->chroot_dir, g_strerror(-rc));
   if (s->chdir_dir != NULL) {
-    g_autofree char *dir = chdir_outside(p);
+    g_autofree char *dir = start_dir(p, false);
     if ((rc = stat_dir(p, dir)) < 0)
       return refuse(error, EXIT_STATUS_PRIVILEGE, "cannot chdir to '%s': %s",
                     s->chdir_dir, g_strerror(-rc));
@@ -380,20 +388,6 @@ static int check_executable(Plan *p, const char *path)
   return 0;
 }
 
-/* The directory a relative application path is taken from: --chdir (inside
- * the chroot), else the current one.  NULL when unknown. */
-static char *exec_base(const Plan *p, bool in_root)
-{
-  const Settings *s = p->settings;
-  if (in_root || s->chroot_dir != NULL)
-    return g_build_filename("/", s->chdir_dir ? s->chdir_dir : "/", NULL);
-  if (s->chdir_dir != NULL && g_path_is_absolute(s->chdir_dir))
-    return g_strdup(s->chdir_dir);
-  if (p->inputs->cwd == NULL)
-    return NULL;
-  return g_build_filename(p->inputs->cwd, s->chdir_dir ? s->chdir_dir : ".", NULL);
-}
-
 /* "'.', ''": the relative entries of PATH, quoted; NULL when none. */
 static char *relative_path_entries(const Plan *p)
 {
@@ -408,13 +402,16 @@ static char *relative_path_entries(const Plan *p)
   return out->len ? g_string_free(g_steal_pointer(&out), FALSE) : NULL;
 }
 
-static gboolean exec_refused(GError **error, int err, const char *name, const char *found)
+/* err from check_executable() for the file at path, found for name. */
+static gboolean exec_refused(GError **error, int err, const char *name, const char *path)
 {
   if (err == ENOENT)
-    return refuse(error, EXIT_STATUS_NOT_FOUND, "application '%s' not found%s", name,
-                  found ? "" : " in PATH");
-  return refuse(error, EXIT_STATUS_NOT_EXECUTABLE, "application '%s' is not executable%s%s%s",
-                name, found ? " (" : "", found ? found : "", found ? ")" : "");
+    return refuse(error, EXIT_STATUS_NOT_FOUND, "application '%s' not found", name);
+  if (strcmp(name, path) == 0)
+    return refuse(error, EXIT_STATUS_NOT_EXECUTABLE, "application '%s' is not executable",
+                  name);
+  return refuse(error, EXIT_STATUS_NOT_EXECUTABLE,
+                "application '%s' is not executable (found %s)", name, path);
 }
 
 /* Finds the file execve() will run, once, as an absolute path: a name
@@ -427,7 +424,7 @@ static gboolean resolve_exec(Plan *p, bool in_root, char **out, GError **error)
   const char *name = p->settings->argv[0];
 
   if (strchr(name, '/') != NULL) {
-    g_autofree char *base = exec_base(p, in_root);
+    g_autofree char *base = start_dir(p, in_root);
     const char *rel = name;
     while (g_str_has_prefix(rel, "./"))
       rel += 2;
@@ -435,7 +432,7 @@ static gboolean resolve_exec(Plan *p, bool in_root, char **out, GError **error)
                             ? g_strdup(name) : g_build_filename(base, rel, NULL);
     int err = check_executable(p, path);
     if (err != 0)
-      return exec_refused(error, err, name, err == ENOENT ? "" : NULL);
+      return exec_refused(error, err, name, path);
     *out = g_steal_pointer(&path);
     return TRUE;
   }
@@ -459,10 +456,9 @@ static gboolean resolve_exec(Plan *p, bool in_root, char **out, GError **error)
   if (not_exec != NULL)
     return exec_refused(error, EACCES, name, not_exec);
   g_autofree char *skipped = relative_path_entries(p);
-  if (skipped != NULL)
-    return refuse(error, EXIT_STATUS_NOT_FOUND, "application '%s' not found in PATH "
-                  "(relative entries are ignored: %s)", name, skipped);
-  return exec_refused(error, ENOENT, name, NULL);
+  return refuse(error, EXIT_STATUS_NOT_FOUND, "application '%s' not found in PATH%s%s%s",
+                name, skipped ? " (relative entries are ignored: " : "",
+                skipped ? skipped : "", skipped ? ")" : "");
 }
 
 gboolean plan_resolve_exec_in_root(Plan *p, GError **error)
