@@ -9,6 +9,14 @@ PHP page, and the copy is booted with `systemd-nspawn --boot`.  The tests
 then look at the real thing from the outside: what nginx answers, the
 socket files, the unit states and properties, the processes, the journal.
 
+The Debian package is tested in a second copy of the root, the way an
+admin installs it: Debian's spawn-fcgi 1.6.4 is installed there (it is
+part of the cached root), the copy is booted, and `apt install
+./spawn-fcgi_*.deb` upgrades it; then the packaged units serve a PHP page
+through nginx, and `man spawn-fcgi`, the bash completion and `systemctl
+status` work.  The package is built from a copy of the tree
+(scripts/build-deb, with lintian) unless SPAWN_FCGI_DEB names one.
+
 Environment:
   SPAWN_FCGI_SOURCE_DIR   source tree (default: two levels up from here)
   SPAWN_FCGI_BUILD_DIR    a build dir configured with --prefix=/usr
@@ -19,6 +27,8 @@ Environment:
                           (default /var/cache/spawn-fcgi-tests)
   SPAWN_FCGI_DEBIAN_MIRROR  mirror for debootstrap (default: its own)
   SPAWN_FCGI_KEEP_ROOT=1  keep the copied root after the run (for debugging)
+  SPAWN_FCGI_DEB          a built spawn-fcgi_*.deb to install instead of
+                          building one
 
 Run as root: `meson test -C BUILD --suite systemd` or
 `python3 -m pytest -v tests/systemd/boot-test.py`.
@@ -48,13 +58,18 @@ MIRROR = os.environ.get("SPAWN_FCGI_DEBIAN_MIRROR") or ""
 
 SUITE = "bookworm"
 PACKAGES = sorted([
+    "bash-completion",
     "ca-certificates",
     "curl",
     "dbus",
     "libglib2.0-0",
+    "man-db",
     "nginx-light",
     "php8.2-cgi",
     "procps",
+    # Debian's 1.6.4, which the package test upgrades (the other container
+    # removes it before our build is installed)
+    "spawn-fcgi",
     "systemd",
     "systemd-sysv",
 ])
@@ -686,8 +701,9 @@ def remove_stale_runs(tmpdir):
 # Fixture
 # ---------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def ct():
+def check_host():
+    """Skips unless containers can be booted here; installs the handlers
+    that clean up when the run is ended by a signal."""
     if os.geteuid() != 0:
         pytest.skip("needs root: systemd-nspawn boots a container")
     for tool in ("systemd-nspawn", "debootstrap", "nsenter", "useradd", "systemctl"):
@@ -696,13 +712,20 @@ def ct():
                         f"debootstrap, util-linux, passwd)")
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, _on_signal)
+
+
+def booted_copy(kind, prepare):
+    """A booted copy of the cached root, named KIND-PID so that runs on
+    one machine do not collide; PREPARE(workdir, root) runs before the
+    boot.  A generator for a fixture: yields the Container."""
+    check_host()
     tmpdir = tempfile.gettempdir()
     remove_stale_runs(tmpdir)
     root = cached_root()
     workdir = tempfile.mkdtemp(prefix="spawn-fcgi-boot-", dir=tmpdir)
     with open(os.path.join(workdir, "owner"), "w") as f:
         f.write(f"{os.getpid()}\n")
-    c = Container(workdir, os.path.join(workdir, "root"), f"sfcgi-test-{os.getpid()}")
+    c = Container(workdir, os.path.join(workdir, "root"), f"sfcgi-{kind}-{os.getpid()}")
     _undo.append(c.cleanup)
     try:
         t0 = time.monotonic()
@@ -710,16 +733,28 @@ def ct():
         reason = c.probe()
         if reason:
             pytest.skip(reason)
-        install_build(workdir, c.root)
-        prepare_root(c.root)
-        c.app_uid, c.app_gid = passwd_entry(c.root, APP_USER)
-        c.www_gid = group_gid(c.root, "www-data")
+        prepare(workdir, c.root)
         c.boot()
         log(f"container {c.name} up (PID 1 = {c.pid1}) after {time.monotonic() - t0:.0f} s")
         yield c
     finally:
         c.cleanup()
         _undo.remove(c.cleanup)
+
+
+@pytest.fixture(scope="module")
+def ct():
+    def prepare(workdir, root):
+        # Our build takes the place of Debian's 1.6.4 (kept in the cached
+        # root for the package test).
+        run(["dpkg", f"--root={root}", "--purge", "spawn-fcgi"])
+        install_build(workdir, root)
+        prepare_root(root)
+
+    for c in booted_copy("test", prepare):
+        c.app_uid, c.app_gid = passwd_entry(c.root, APP_USER)
+        c.www_gid = group_gid(c.root, "www-data")
+        yield c
 
 
 # ---------------------------------------------------------------------------
@@ -1309,6 +1344,209 @@ def test_supervise_reload_during_reload(ct):
     finally:
         # What is left over must not outlive this test.
         ct.exec(["systemctl", "stop", SV_SERVICE], check=False)
+
+
+# ---------------------------------------------------------------------------
+# The Debian package, in a container of its own
+# ---------------------------------------------------------------------------
+
+DEB_INSTANCE = "php"
+DEB_SERVICE = f"spawn-fcgi@{DEB_INSTANCE}.service"
+DEB_SOCKET_UNIT = f"spawn-fcgi@{DEB_INSTANCE}.socket"
+# The README's systemd example, as an admin would write it.
+DEB_INSTANCE_CONF = """[spawn-fcgi]
+exec=/usr/bin/php-cgi
+user=www-data
+"""
+DEB_NGINX_SITE = f"""server {{
+    listen 80 default_server;
+    root /var/www/spawn-fcgi-test;
+    index index.php;
+    location ~ \\.php$ {{
+        include fastcgi_params;
+        fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
+        fastcgi_pass unix:/run/spawn-fcgi/{DEB_INSTANCE}.sock;
+    }}
+}}
+"""
+
+
+def project_version():
+    with open(os.path.join(SOURCE_DIR, "meson.build")) as f:
+        return re.search(r"^\s*version:\s*'([^']+)'", f.read(), re.M).group(1)
+
+
+def build_deb(workdir):
+    """The .deb to install (and the .changes to check, when built here)."""
+    given = os.environ.get("SPAWN_FCGI_DEB")
+    if given:
+        return os.path.abspath(given), None
+    for tool in ("dpkg-buildpackage", "dh"):
+        if not shutil.which(tool):
+            pytest.skip(f"{tool} is not installed: the package cannot be built "
+                        f"(scripts/install-deps installs dpkg-dev and debhelper)")
+    out = os.path.join(workdir, "deb")
+    # From a copy of the tree: nothing of the build lands in the tree.
+    run([os.path.join(SOURCE_DIR, "scripts", "build-deb"), "--source", out],
+        timeout=BUILD_TIMEOUT)
+    names = os.listdir(out)
+    debs = [n for n in names if re.fullmatch(r"spawn-fcgi_[^_]+_[^_]+\.deb", n)]
+    changes = [n for n in names if n.endswith(".changes")]
+    assert len(debs) == 1 and len(changes) == 1, names
+    return os.path.join(out, debs[0]), os.path.join(out, changes[0])
+
+
+@pytest.fixture(scope="module")
+def deb_ct():
+    """A booted copy of the cached root with Debian's spawn-fcgi 1.6.4, the
+    built package next to it in /root, nginx set up for the instance the
+    tests configure.  Nothing of our build is installed yet."""
+    built = {}
+
+    def prepare(workdir, root):
+        built["deb"], built["changes"] = build_deb(workdir)
+        name = os.path.basename(built["deb"])
+        shutil.copyfile(built["deb"], host_path(root, f"/root/{name}"))
+        write_file(root, "/var/www/spawn-fcgi-test/index.php", PHP_PAGE)
+        remove_file(root, "/etc/nginx/sites-enabled/default")
+        write_file(root, "/etc/nginx/sites-enabled/spawn-fcgi-deb-test", DEB_NGINX_SITE)
+        run(["systemctl", f"--root={root}", "enable", "nginx.service"])
+
+    for c in booted_copy("deb", prepare):
+        c.deb, c.changes = built["deb"], built["changes"]
+        c.deb_name = os.path.basename(c.deb)
+        yield c
+
+
+def deb_units(c):
+    """Every spawn-fcgi unit systemd knows about (loaded or enabled)."""
+    units = c.exec(["systemctl", "list-units", "--all", "--plain", "--no-legend",
+                    "spawn-fcgi*"]).stdout
+    links = c.sh("find /etc/systemd/system -name 'spawn-fcgi*'").stdout
+    return (units + links).strip()
+
+
+def test_deb_lintian(deb_ct):
+    if not shutil.which("lintian"):
+        pytest.skip("lintian is not installed (scripts/install-deps installs it)")
+    # The .changes covers the .deb, the .dsc and the source tarball.
+    target = deb_ct.changes or deb_ct.deb
+    p = run(["lintian", "--fail-on", "error,warning", "--info", target],
+            timeout=BUILD_TIMEOUT, check=False)
+    assert p.returncode == 0, f"lintian:\n{p.stdout}{p.stderr}"
+
+
+def test_deb_apt_install_upgrades_1_6(deb_ct):
+    c = deb_ct
+    query = ["dpkg-query", "-W", "-f=${Version} ${Status}", "spawn-fcgi"]
+    assert c.exec(query).stdout.startswith("1.6.4"), "Debian's 1.6.4 is not installed"
+    assert deb_units(c) == ""
+    # Offline: everything it depends on is in the cached root already.
+    p = c.sh(f"cd /root && DEBIAN_FRONTEND=noninteractive apt install -y ./{c.deb_name}",
+             timeout=BUILD_TIMEOUT)
+    assert re.search(r"Unpacking spawn-fcgi \(.*\) over \(1\.6\.4", p.stdout), p.stdout
+    version = project_version()
+    assert c.exec(query).stdout == f"{version} install ok installed"
+    assert c.exec(["spawn-fcgi", "--version"]).stdout.split()[:2] == ["spawn-fcgi", version]
+    # Installed, enabled nowhere, started nothing.
+    assert deb_units(c) == ""
+    assert c.exec(["systemctl", "is-enabled", DEB_SOCKET_UNIT], check=False).stdout.strip() \
+        == "disabled"
+    for path in ("/usr/bin/spawn-fcgi", "/lib/systemd/system/spawn-fcgi@.socket",
+                 "/lib/systemd/system/spawn-fcgi@.service",
+                 "/lib/systemd/system/spawn-fcgi-supervise@.socket",
+                 "/lib/systemd/system/spawn-fcgi-supervise@.service",
+                 "/usr/share/bash-completion/completions/spawn-fcgi",
+                 "/usr/share/doc/spawn-fcgi/examples/example.conf",
+                 "/usr/share/man/man1/spawn-fcgi.1.gz",
+                 "/usr/share/man/man5/spawn-fcgi.conf.5.gz"):
+        c.exec(["test", "-e", path])
+    conffiles = c.exec(["dpkg-query", "-W", "-f=${Conffiles}", "spawn-fcgi"]).stdout
+    assert "/etc/spawn-fcgi/example.conf.sample" in conffiles, conffiles
+    # Nothing of 1.6.4 is left behind.
+    c.exec(["test", "!", "-e", "/usr/share/doc/spawn-fcgi/run-php"])
+
+
+def test_deb_php_page_through_nginx(deb_ct):
+    c = deb_ct
+    # The README's systemd example, typed as it stands.
+    write_file(c.root, f"/etc/spawn-fcgi/{DEB_INSTANCE}.conf", DEB_INSTANCE_CONF)
+    c.exec(["systemctl", "enable", "--now", DEB_SOCKET_UNIT])
+    page = fetch_page(c, URL, DEB_SERVICE)
+    assert page.get("sapi") == "cgi-fcgi", page
+    assert page.get("user") == "www-data", page
+    assert page.get("listen_fds") == "(unset)", page
+    assert unit_state(c, DEB_SERVICE) == "active"
+
+
+def test_deb_systemctl_status(deb_ct):
+    c = deb_ct
+    p = c.exec(["systemctl", "status", "--no-pager", "--lines=0", DEB_SOCKET_UNIT,
+                DEB_SERVICE], check=False)
+    assert p.returncode == 0, p.stdout + p.stderr
+    text = p.stdout
+    for unit in ("spawn-fcgi@.socket", "spawn-fcgi@.service"):
+        assert re.search(rf"Loaded: loaded \(/lib/systemd/system/{re.escape(unit)}; ", text), text
+    assert re.search(r"Loaded: loaded \(/lib/systemd/system/spawn-fcgi@\.socket; enabled;",
+                     text), text
+    assert len(re.findall(r"Active: active \(running\)", text)) == 2, text
+    assert "Listen: /run/spawn-fcgi/php.sock (Stream)" in text, text
+    assert "/usr/bin/spawn-fcgi" in text or "php-cgi" in text, text
+
+
+def test_deb_man_pages(deb_ct):
+    c = deb_ct
+    env = "MANPAGER=cat MANWIDTH=80"
+    p = c.sh(f"{env} man spawn-fcgi")
+    assert "SYNOPSIS" in p.stdout and f"spawn-fcgi {project_version()}" in p.stdout, p.stdout
+    for page in ("spawn-fcgi.conf", "spawn-fcgi@.socket", "spawn-fcgi@.service",
+                 "spawn-fcgi-supervise@.service"):
+        p = c.sh(f"{env} man {shlex.quote(page)}")
+        assert "spawn-fcgi" in p.stdout and "NAME" in p.stdout, (page, p.stdout)
+
+
+def test_deb_bash_completion(deb_ct):
+    # Loaded the way an interactive bash loads it: bash-completion's loader
+    # finds it by the command's name.
+    script = ("source /usr/share/bash-completion/bash_completion\n"
+              "__load_completion spawn-fcgi || exit 3\n"
+              "complete -p spawn-fcgi\n"
+              "COMP_WORDS=(spawn-fcgi --supe); COMP_CWORD=1\n"
+              "COMP_LINE='spawn-fcgi --supe'; COMP_POINT=${#COMP_LINE}\n"
+              "_spawn_fcgi spawn-fcgi --supe spawn-fcgi\n"
+              "printf '%s\\n' \"${COMPREPLY[@]}\"\n")
+    p = deb_ct.exec(["bash", "--norc", "--noprofile", "-c", script])
+    lines = p.stdout.splitlines()
+    assert lines[0] == "complete -F _spawn_fcgi spawn-fcgi", p.stdout
+    assert lines[1:] == ["--supervise"], p.stdout
+
+
+def test_deb_1_6_command_line(deb_ct):
+    # The line an init script written for 1.6.4 runs: fork, PID file, return.
+    c = deb_ct
+    p = c.exec(["spawn-fcgi", "-a", "127.0.0.1", "-p", "9000", "-u", "www-data", "-F", "2",
+                "-P", "/run/spawn-fcgi-16.pid", "--", "/usr/bin/php-cgi"], check=False)
+    assert p.returncode == 0, p.stdout + p.stderr
+    pids = c.exec(["cat", "/run/spawn-fcgi-16.pid"]).stdout.split()
+    assert len(pids) == 2, pids
+    for pid in pids:
+        assert c.exec(["ps", "-o", "user=,comm=", "-p", pid]).stdout.split() == \
+            ["www-data", "php-cgi"]
+    c.exec(["kill"] + pids)
+
+
+def test_deb_autopkgtest(deb_ct):
+    """debian/tests' script, run in the container as autopkgtest would."""
+    c = deb_ct
+    tests = os.path.join(SOURCE_DIR, "debian", "tests")
+    with open(os.path.join(tests, "control")) as f:
+        names = re.findall(r"^Tests:\s*(.+)$", f.read(), re.M)
+    assert names, "debian/tests/control names no test"
+    for name in " ".join(names).replace(",", " ").split():
+        with open(os.path.join(tests, name)) as f:
+            write_file(c.root, f"/root/autopkgtest-{name}", f.read(), mode=0o755)
+        p = c.exec([f"/root/autopkgtest-{name}"], check=False, timeout=BUILD_TIMEOUT)
+        assert p.returncode == 0, f"{name}: {p.returncode}\n{p.stdout}{p.stderr}"
 
 
 class _Outcomes:
