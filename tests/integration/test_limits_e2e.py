@@ -53,7 +53,8 @@ PROC_NAMES = {
 }
 
 # The files of most tests: each line lowers something, and the losing
-# lines of the precedence rules would give other values.
+# lines of the precedence rules (docs/limits-conf.md, rules 14-16) would
+# give other values.
 LIMITS_CONF = """\
 # fixture limits.conf
 webuser hard nofile 512
