@@ -375,29 +375,23 @@ printf("listen_fds=%s\n", getenv('LISTEN_FDS') === false ? '(unset)' : getenv('L
 printf("notify_socket=%s\n", getenv('NOTIFY_SOCKET') === false ? '(unset)' : getenv('NOTIFY_SOCKET'));
 """
 
-NGINX_SITE = f"""server {{
-    listen 80 default_server;
+def nginx_site(listen, socket_path):
+    """An nginx server passing *.php to the FastCGI socket SOCKET_PATH."""
+    return f"""server {{
+    listen {listen};
     root /var/www/spawn-fcgi-test;
     index index.php;
     location ~ \\.php$ {{
         include fastcgi_params;
         fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
-        fastcgi_pass unix:{SOCKET_PATH};
+        fastcgi_pass unix:{socket_path};
     }}
 }}
 """
 
-SV_NGINX_SITE = f"""server {{
-    listen 8081;
-    root /var/www/spawn-fcgi-test;
-    index index.php;
-    location ~ \\.php$ {{
-        include fastcgi_params;
-        fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
-        fastcgi_pass unix:{SV_SOCKET_PATH};
-    }}
-}}
-"""
+
+NGINX_SITE = nginx_site("80 default_server", SOCKET_PATH)
+SV_NGINX_SITE = nginx_site("8081", SV_SOCKET_PATH)
 
 INSTANCE_CONF = f"""[spawn-fcgi]
 exec=/usr/bin/php-cgi
@@ -1358,17 +1352,7 @@ DEB_INSTANCE_CONF = """[spawn-fcgi]
 exec=/usr/bin/php-cgi
 user=www-data
 """
-DEB_NGINX_SITE = f"""server {{
-    listen 80 default_server;
-    root /var/www/spawn-fcgi-test;
-    index index.php;
-    location ~ \\.php$ {{
-        include fastcgi_params;
-        fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
-        fastcgi_pass unix:/run/spawn-fcgi/{DEB_INSTANCE}.sock;
-    }}
-}}
-"""
+DEB_NGINX_SITE = nginx_site("80 default_server", f"/run/spawn-fcgi/{DEB_INSTANCE}.sock")
 
 
 def project_version():
