@@ -26,6 +26,8 @@ void log_init(void)
                (guint64) st.st_dev == dev && (guint64) st.st_ino == ino;
 }
 
+static void emit(int priority, const char *fmt, va_list ap) G_GNUC_PRINTF(2, 0);
+
 static void emit(int priority, const char *fmt, va_list ap)
 {
   g_autofree char *msg = g_strdup_vprintf(fmt, ap);

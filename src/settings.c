@@ -310,13 +310,15 @@ static gboolean parse_command_line(int argc, char **argv, Raw *raw, GError **err
                (options[i].type == TYPE_FLAG ? G_OPTION_FLAG_NO_ARG :
                 options[i].type == TYPE_OPTIONAL ? G_OPTION_FLAG_OPTIONAL_ARG : 0),
       .arg = G_OPTION_ARG_CALLBACK,
-      .arg_data = (gpointer) on_cli_option,
+      /* GOption takes the callback as a gpointer (fine in POSIX, not
+       * in ISO C: __extension__ says it is meant). */
+      .arg_data = __extension__ (gpointer) on_cli_option,
     };
   }
   entries[n++] = (GOptionEntry) {
     .long_name = "help-question-mark", .short_name = '?',
     .flags = G_OPTION_FLAG_NO_ARG | G_OPTION_FLAG_HIDDEN,
-    .arg = G_OPTION_ARG_CALLBACK, .arg_data = (gpointer) on_cli_option,
+    .arg = G_OPTION_ARG_CALLBACK, .arg_data = __extension__ (gpointer) on_cli_option,
   };
   entries[n++] = (GOptionEntry) {
     .long_name = G_OPTION_REMAINING,

@@ -7,6 +7,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <systemd/sd-daemon.h>
 
 #define LIBSYSTEMD "libsystemd.so.0"
@@ -31,6 +32,15 @@ static void *symbol(void *handle, const char *name)
   return p;
 }
 
+/* lib.FIELD = sd_FIELD.  dlsym gives a function as void *, which POSIX
+ * lets us use as a function pointer and ISO C cannot convert: copy it. */
+#define LOAD_SYMBOL(handle, field)                                      \
+  do {                                                                  \
+    void *sym_ = symbol((handle), "sd_" #field);                        \
+    G_STATIC_ASSERT(sizeof lib.field == sizeof sym_);                   \
+    memcpy(&lib.field, &sym_, sizeof sym_);                             \
+  } while (0)
+
 gboolean systemd_load(GError **error)
 {
   if (!lib.tried) {
@@ -41,10 +51,10 @@ gboolean systemd_load(GError **error)
       const char *why = dlerror();
       lib.error = g_strdup(why ? why : "dlopen failed");
     } else {
-      lib.listen_fds_with_names = symbol(handle, "sd_listen_fds_with_names");
-      lib.is_socket = symbol(handle, "sd_is_socket");
-      lib.notify = symbol(handle, "sd_notify");
-      lib.watchdog_enabled = symbol(handle, "sd_watchdog_enabled");
+      LOAD_SYMBOL(handle, listen_fds_with_names);
+      LOAD_SYMBOL(handle, is_socket);
+      LOAD_SYMBOL(handle, notify);
+      LOAD_SYMBOL(handle, watchdog_enabled);
       if (lib.error != NULL)
         dlclose(handle);
     }
