@@ -1,44 +1,30 @@
 #!/bin/sh
-# run-fuzzers.sh [SECONDS]: builds every tests/fuzz/fuzz-NAME.c as a
-# libFuzzer binary with ASan and UBSan and runs it for SECONDS (default 60)
-# on the seed corpus tests/fuzz/corpus/NAME/.  Exits non-zero when a target
+# run-fuzzers.sh [SECONDS [BUILD_DIR]]: builds the libFuzzer targets of
+# tests/fuzz with meson (-Dfuzzing=true, clang, ASan and UBSan) in
+# BUILD_DIR (default build-fuzz at the top of the tree, configured when it
+# does not exist yet) and runs each for SECONDS (default 60) on a copy of
+# its seed corpus tests/fuzz/corpus/NAME/.  Exits non-zero when a target
 # fails to build or finds a crash; crash inputs are kept in
-# build-fuzz/artifacts/NAME/ at the top of the tree.
+# BUILD_DIR/artifacts/NAME/.
 #
-# A target names the src/ files it needs in a line
-#   // fuzz-sources: a.c b.c
-# and, optionally, pkg-config packages (default glib-2.0) in
-#   // fuzz-packages: glib-2.0 libsystemd
 # tests/fuzz/NAME.dict, when present, is passed as a libFuzzer dictionary.
-# config.h comes from $BUILD_DIR, else from the first build*/ directory,
-# else a minimal one is written.
+# CC_FUZZ names the compiler (default clang).
 set -eu
 
 seconds=${1:-60}
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-cc=${CC_FUZZ:-clang}
+builddir=${2:-$root/build-fuzz}
+
+if [ ! -d "$builddir" ]; then
+  CC=${CC_FUZZ:-clang} meson setup "$builddir" "$root" -Dfuzzing=true \
+    -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+fi
+echo "== building the fuzz targets in $builddir"
+ninja -C "$builddir"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/spawn-fcgi-fuzz.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
-
-config=
-if [ -n "${BUILD_DIR:-}" ] && [ -f "$BUILD_DIR/config.h" ]; then
-  config=$BUILD_DIR/config.h
-else
-  for c in "$root"/build*/config.h; do
-    if [ -f "$c" ]; then config=$c; break; fi
-  done
-fi
-if [ -n "$config" ]; then
-  cp "$config" "$work/config.h"
-else
-  cat > "$work/config.h" <<'EOF'
-#define PACKAGE_VERSION "fuzz"
-#define SYSCONFDIR "/etc"
-#define HAVE_CLOSE_RANGE 1
-EOF
-fi
 
 failed=0
 ran=0
@@ -46,28 +32,14 @@ for target in "$here"/fuzz-*.c; do
   [ -e "$target" ] || continue
   name=$(basename "$target" .c)
   name=${name#fuzz-}
-  sources=$(sed -n 's|^// fuzz-sources:||p' "$target" | head -n 1)
-  packages=$(sed -n 's|^// fuzz-packages:||p' "$target" | head -n 1)
-  [ -n "$packages" ] || packages=glib-2.0
-
-  src_paths=
-  for s in $sources; do
-    src_paths="$src_paths $root/src/$s"
-  done
-
-  echo "== fuzz-$name: building"
-  # shellcheck disable=SC2046,SC2086  # word splitting of flags and file lists is wanted
-  # -D_GNU_SOURCE as meson.build adds it to every file of the project.
-  if ! "$cc" -std=gnu11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
-      -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-      -I"$work" -I"$root/src" $(pkg-config --cflags $packages) \
-      "$target" $src_paths $(pkg-config --libs $packages) \
-      -o "$work/fuzz-$name"; then
-    echo "== fuzz-$name: BUILD FAILED"
+  fuzzer=$builddir/tests/fuzz/fuzz-$name
+  if [ ! -x "$fuzzer" ]; then
+    echo "== fuzz-$name: not built (is it in tests/fuzz/meson.build?)"
     failed=1
     continue
   fi
 
+  # New inputs go into a scratch corpus; the seeds stay as they are.
   corpus=$work/corpus-$name
   mkdir -p "$corpus" "$work/artifacts-$name"
   seeds=$here/corpus/$name
@@ -83,12 +55,12 @@ for target in "$here"/fuzz-*.c; do
 
   echo "== fuzz-$name: running for ${seconds}s"
   ran=$((ran + 1))
-  if "$work/fuzz-$name" "$@" > "$work/log-$name" 2>&1; then
+  if "$fuzzer" "$@" > "$work/log-$name" 2>&1; then
     grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+ *DONE)' \
       "$work/log-$name" || true
     echo "== fuzz-$name: ok"
   else
-    keep=$root/build-fuzz/artifacts/$name
+    keep=$builddir/artifacts/$name
     mkdir -p "$keep"
     cp "$work/artifacts-$name"/* "$keep"/ 2>/dev/null || true
     tail -n 60 "$work/log-$name"
