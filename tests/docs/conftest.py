@@ -4,10 +4,15 @@
 import os
 import re
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from skip_policy import (pytest_runtest_logreport,  # noqa: E402,F401
+                         pytest_runtest_makereport, pytest_sessionfinish)
 
 
 def _env_path(var):

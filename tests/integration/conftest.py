@@ -2,8 +2,14 @@
 
 import os
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from skip_policy import (pytest_runtest_logreport,  # noqa: E402,F401
+                         pytest_runtest_makereport, pytest_sessionfinish)
 
 import harness
 from harness import ProcessTracker, base_env
