@@ -15,10 +15,26 @@ import harness
 from harness import ProcessTracker, base_env
 
 
+_reachable_dir = None
+
+
 def pytest_configure(config):
     # Orphans (fork-mode children call setsid and their parent exits) are
     # re-parented to us, so teardown can always find and kill them.
     harness.become_subreaper()
+    # The programs under test, where the dropped-privilege users of the
+    # tests can execute them (a checkout in a 0700 home is out of reach).
+    global _reachable_dir
+    _reachable_dir = harness.short_tmpdir("sf-bin-")
+    harness.SPAWN_FCGI = harness.reachable_copy(harness.SPAWN_FCGI,
+                                                _reachable_dir)
+    harness.FCGI_STATE_APP = harness.reachable_copy(harness.FCGI_STATE_APP,
+                                                    _reachable_dir)
+
+
+def pytest_unconfigure(config):
+    if _reachable_dir is not None:
+        shutil.rmtree(_reachable_dir, ignore_errors=True)
 
 
 def _executable(var, path):

@@ -18,6 +18,7 @@ import shlex
 import shutil
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import tempfile
@@ -825,6 +826,31 @@ def short_tmpdir(prefix="sf-"):
     d = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
     os.chmod(d, 0o755)
     return Path(d)
+
+
+def reachable_by_everyone(path):
+    """Whether any user may execute path: every directory on the way is
+    searchable by others and the file readable and executable by them."""
+    p = Path(path).resolve()
+    if any(not os.stat(d).st_mode & stat.S_IXOTH for d in p.parents):
+        return False
+    mode = os.stat(p).st_mode
+    return bool(mode & stat.S_IXOTH and mode & stat.S_IROTH)
+
+
+def reachable_copy(path, directory):
+    """path itself when every user can execute it, else a copy in
+    directory (made world-readable).  Tests drop privileges to throwaway
+    users, who cannot reach a build in a 0700 home such as /root."""
+    if not path or not os.path.exists(path) or reachable_by_everyone(path):
+        return path
+    directory = Path(directory)
+    directory.mkdir(mode=0o755, exist_ok=True)
+    os.chmod(directory, 0o755)
+    copy = directory / Path(path).name
+    shutil.copy2(path, copy)
+    os.chmod(copy, 0o755)
+    return str(copy)
 
 
 def file_snapshot(path):
