@@ -352,6 +352,19 @@ def wait_for_socket(addr, timeout=15, proc=None):
         time.sleep(0.02)
 
 
+def wait_for_listener(path, proc=None, timeout=15):
+    """Wait until a socket listens at the unix path (as /proc/net/unix
+    shows), without connecting: systemd-socket-activate starts its program
+    at the first connection, and creates the file before it listens.  If
+    proc (a Started) exits first, fail with its output."""
+    def listening():
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"process exited before {path} listened:"
+                                 f"\n{proc.describe()}")
+        return unix_listener_inodes(path)
+    wait_until(listening, timeout=timeout, what=f"a listener on {path}")
+
+
 def free_port(host="127.0.0.1"):
     """A TCP port that was free a moment ago, from the ephemeral range."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

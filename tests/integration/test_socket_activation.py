@@ -34,12 +34,7 @@ def activate(procs, listen, command, fdnames=None, accept=False, env=None):
     proc = procs.start(args + ["--"] + [str(c) for c in command],
                        env=env or harness.base_env())
     for path in listen:
-        # Listening, not only created: a connection between its bind() and
-        # listen() would be refused.  /proc/net/unix asks without connecting.
-        wait_until(lambda p=path: harness.unix_listener_inodes(p)
-                   or proc.poll() is not None,
-                   what=f"{path} to be listened on")
-        assert proc.poll() is None, proc.describe()
+        harness.wait_for_listener(path, proc=proc)
     return proc
 
 
@@ -197,8 +192,8 @@ def test_owner_and_mode_of_passed_socket_when_asked(spawn_fcgi_bin, app, procs, 
     cmd = fake_etc.wrap([ACTIVATE, "-l", sock, "--", spawn_fcgi_bin, "-n", "-u",
                          "webuser", "-U", "sockowner", "-G", "sockgrp", "-M", "0600",
                          "--", app])
-    procs.start(cmd, env=harness.base_env())
-    wait_until(lambda: harness.unix_listener_inodes(sock), what="the passed socket")
+    activator = procs.start(cmd, env=harness.base_env())
+    harness.wait_for_listener(sock, proc=activator)
     state = query_state(sock)
     st = os.lstat(sock)
     assert stat.S_IMODE(st.st_mode) == 0o600
@@ -210,8 +205,8 @@ def test_passed_socket_left_alone_without_options(spawn_fcgi_bin, app, procs, so
                                                   fake_etc):
     cmd = fake_etc.wrap([ACTIVATE, "-l", sock, "--", spawn_fcgi_bin, "-n", "-u",
                          "webuser", "--", app])
-    procs.start(cmd, env=harness.base_env())
-    wait_until(lambda: harness.unix_listener_inodes(sock), what="the passed socket")
+    activator = procs.start(cmd, env=harness.base_env())
+    harness.wait_for_listener(sock, proc=activator)
     before = os.lstat(sock)
     query_state(sock)
     after = os.lstat(sock)

@@ -534,8 +534,7 @@ def test_passed_socket_is_left_alone(spawn_fcgi_bin, app, procs, sock):
     # the first connection, which the children then answer.
     sv = procs.start([ACTIVATE, "-l", sock, "--", spawn_fcgi_bin, "-w",
                       "-F", "2", "--", app], env=harness.base_env())
-    wait_until(lambda: os.path.exists(sock) or sv.poll() is not None,
-               what="the socket file")
+    harness.wait_for_listener(sock, proc=sv)
     before = os.lstat(sock)
     st = query_state(sock)
     assert int(st["ppid"]) == sv.pid
