@@ -612,6 +612,9 @@ def test_chroot_pid_file_is_the_one_outside(spawn, app, tmp, chroot_dir, fake_et
                     "-P", pid_file, "--", "/app", wrap=fake_etc.wrap)
     wait_for_socket(root / "app.sock", proc=s)
     assert pid_file.read_text() == str(s.pid)
+    # Its child runs: the supervisor has taken over SIGTERM (the socket
+    # alone is ready before that).
+    wait_until(lambda: app_pids(root / "app"), what="the child")
     os.kill(s.pid, signal.SIGTERM)
     assert s.wait() == 0, s.describe()
     assert not pid_file.exists(), s.describe()
