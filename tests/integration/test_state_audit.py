@@ -264,11 +264,9 @@ def assert_state(st, caller, audit, mode, source, addr, *, user=True,
     got = {name: state_rlimit(st, name) for name in RLIMITS}
     assert got == expected_rlimits(caller, limited)
 
-    # -- sessions: fork mode detaches, the others stay in the caller's
-    if mode == "fork":
-        assert int(st["sid"]) == pid, st
-    else:
-        assert int(st["sid"]) == caller["sid"], st
+    # -- sessions: every application leads a session of its own, so that
+    #    it never has the caller's controlling terminal
+    assert int(st["sid"]) == pid, st
     if mode == "no-fork":
         assert pid == caller["pid"], "the application is not exec'd in place"
     elif mode == "supervise":
