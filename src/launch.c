@@ -66,12 +66,16 @@ static bool no_controlling_terminal(void)
 }
 
 /* The default personality: no "ASLR off" (setarch -R) or other flags of
- * the caller; the execution domain (linux32's uname) stays. */
+ * the caller; the execution domain (linux32's uname) stays.  A service
+ * with systemd's LockPersonality=yes may not even ask (its seccomp filter
+ * answers EPERM to any other value than the locked one): its personality
+ * is the one the unit chose, and nobody can change it, so that is no
+ * failure. */
 static bool reset_personality(void)
 {
   int cur = personality(0xffffffff);
   if (cur < 0)
-    return false;
+    return errno == EPERM;
   return (cur & ~PER_MASK) == 0 || personality((unsigned long) (cur & PER_MASK)) >= 0;
 }
 
