@@ -1315,7 +1315,7 @@ def test_supervise_reload_during_reload(ct):
     main_pid = unit_prop(ct, SV_SERVICE, "MainPID")
     before = sv_app_children(ct, main_pid)
     assert before, sv_state(ct)
-    restarts = re.search(r", (\d+) restarts", sv_status(ct)).group(1)
+    restarts = re.search(r"; (\d+) restarts", sv_status(ct)).group(1)
     try:
         # The second SIGHUP goes out as soon as the first new child runs
         # next to the old ones (SUPERVISOR_PROBATION_MS is 100 ms): the
