@@ -598,19 +598,36 @@ char *status_summary(const PoolStatus *st, const char *phase)
 
 /* ---- /proc --------------------------------------------------------------- */
 
+/* "NAME:   1234 kB" at the start of line, in bytes: digits only, no
+ * sign, and a size in bytes that fits. */
+static bool parse_kb_field(const char *line, const char *name, guint64 *bytes)
+{
+  gsize name_len = strlen(name);
+  char *end;
+
+  if (strncmp(line, name, name_len) != 0 || line[name_len] != ':')
+    return false;
+  const char *digits = line + name_len + 1;
+  digits += strspn(digits, " \t");
+  if (!g_ascii_isdigit(digits[0]))
+    return false;
+  errno = 0;
+  guint64 kb = g_ascii_strtoull(digits, &end, 10);
+  if (errno != 0 || end == digits || strncmp(end, " kB", 3) != 0 || kb > G_MAXUINT64 / 1024)
+    return false;
+  *bytes = kb * 1024;
+  return true;
+}
+
 gboolean status_parse_smaps_rollup(const char *text, guint64 *rss, guint64 *pss)
 {
   bool have_rss = false, have_pss = false;
 
   for (const char *line = text; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
-    guint64 kb;
-    if (sscanf(line, "Rss: %" G_GUINT64_FORMAT " kB", &kb) == 1) {
-      *rss = kb * 1024;
+    if (parse_kb_field(line, "Rss", rss))
       have_rss = true;
-    } else if (sscanf(line, "Pss: %" G_GUINT64_FORMAT " kB", &kb) == 1) {
-      *pss = kb * 1024;
+    else if (parse_kb_field(line, "Pss", pss))
       have_pss = true;
-    }
   }
   return have_rss && have_pss;
 }
@@ -715,20 +732,24 @@ void pool_status_read_proc(PoolStatus *st)
 }
 
 typedef struct {
+  pid_t pid;                 /* the key in by_pid points here */
   guint64 pss;
   gint64 read_us;            /* monotonic */
   bool read;                 /* read_us and pss are set */
   bool seen;                 /* still a child at the last call */
 } PssEntry;
 
+/* g_int_hash reads the pid through its key pointer */
+G_STATIC_ASSERT(sizeof(pid_t) == sizeof(gint));
+
 struct StatusPssCache {
-  GHashTable *by_pid;        /* GINT_TO_POINTER(pid) -> PssEntry */
+  GHashTable *by_pid;        /* &entry->pid -> PssEntry */
 };
 
 StatusPssCache *status_pss_cache_new(void)
 {
   StatusPssCache *cache = g_new0(StatusPssCache, 1);
-  cache->by_pid = g_hash_table_new_full(NULL, NULL, NULL, g_free);
+  cache->by_pid = g_hash_table_new_full(g_int_hash, g_int_equal, NULL, g_free);
   return cache;
 }
 
@@ -740,7 +761,8 @@ void status_pss_cache_free(StatusPssCache *cache)
   g_free(cache);
 }
 
-static gboolean forget_unseen(gpointer key, gpointer value, gpointer data)
+static gboolean forget_unseen(gpointer key G_GNUC_UNUSED, gpointer value,
+                              gpointer data G_GNUC_UNUSED)
 {
   PssEntry *e = value;
   bool gone = !e->seen;
@@ -758,10 +780,11 @@ void pool_status_read_proc_cached(PoolStatus *st, StatusPssCache *cache)
     if (c->pid <= 0)
       continue;
     read_rss_and_cpu(c);
-    PssEntry *e = g_hash_table_lookup(cache->by_pid, GINT_TO_POINTER(c->pid));
+    PssEntry *e = g_hash_table_lookup(cache->by_pid, &c->pid);
     if (e == NULL) {
       e = g_new0(PssEntry, 1);
-      g_hash_table_insert(cache->by_pid, GINT_TO_POINTER(c->pid), e);
+      e->pid = c->pid;
+      g_hash_table_insert(cache->by_pid, &e->pid, e);
     }
     e->seen = true;
     c->pss_bytes = e->pss;
@@ -772,7 +795,7 @@ void pool_status_read_proc_cached(PoolStatus *st, StatusPssCache *cache)
     PssEntry *oldest_entry = NULL;
     for (guint i = 0; i < st->n_children; i++) {
       PoolChildStatus *c = &st->children[i];
-      PssEntry *e = c->pid > 0 ? g_hash_table_lookup(cache->by_pid, GINT_TO_POINTER(c->pid)) : NULL;
+      PssEntry *e = c->pid > 0 ? g_hash_table_lookup(cache->by_pid, &c->pid) : NULL;
       if (e && (!e->read || now - e->read_us >= max_age) &&
           (!oldest_entry || !e->read || e->read_us < oldest_entry->read_us)) {
         oldest = c;

@@ -210,6 +210,15 @@ static void test_parse_proc(void)
   g_assert_cmpuint(rss, ==, 2048 * 1024);
   g_assert_cmpuint(pss, ==, 512 * 1024);
   g_assert_false(status_parse_smaps_rollup("Rss: 1 kB\n", &rss, &pss));
+  /* No sign, a unit, and a size in bytes that fits. */
+  g_assert_false(status_parse_smaps_rollup("Rss: -1 kB\nPss: 1 kB\n", &rss, &pss));
+  g_assert_false(status_parse_smaps_rollup("Rss: 1\nPss: 1 kB\n", &rss, &pss));
+  g_assert_false(status_parse_smaps_rollup("Rss: 18014398509481984 kB\nPss: 1 kB\n",
+                                           &rss, &pss));
+  g_assert_true(status_parse_smaps_rollup("Rss:\t3 kB\nPss: 18014398509481983 kB\n",
+                                          &rss, &pss));
+  g_assert_cmpuint(rss, ==, 3 * 1024);
+  g_assert_cmpuint(pss, ==, G_GUINT64_CONSTANT(18014398509481983) * 1024);
 
   /* A command name with spaces and a ')' in it. */
   const char *stat = "1234 (a) b (c) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0 "
