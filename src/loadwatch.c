@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>  /* TCP_LISTEN, TCP_ESTABLISHED, ... */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -53,7 +54,8 @@ struct LoadWatch {
 
   int netlink_fd;             /* -1: opened on the next request */
   guint32 seq;
-  GHashTable *accepted;       /* inodes of connections accepted from the listener */
+  GArray *accepted;           /* guint32 inodes of connections accepted from the
+                               * listener, sorted once collected */
   guint8 *buffer;             /* DUMP_BUFFER_SIZE bytes */
 };
 
@@ -292,7 +294,7 @@ static gboolean unix_listener_query(LoadWatch *lw, UnixListenerReply *r, GError 
 }
 
 static gboolean unix_accepted_reply(LoadWatch *lw, const struct nlmsghdr *h,
-                                    gpointer data, GError **error)
+                                    gpointer data G_GNUC_UNUSED, GError **error)
 {
   const struct unix_diag_msg *m = NLMSG_DATA(h);
   const struct nlattr *tb[UNIX_DIAG_MAX + 1];
@@ -313,7 +315,7 @@ static gboolean unix_accepted_reply(LoadWatch *lw, const struct nlmsghdr *h,
         vfs->udiag_vfs_dev != lw->unix_vfs.udiag_vfs_dev)
       return TRUE;
   }
-  g_hash_table_add(lw->accepted, GUINT_TO_POINTER(m->udiag_ino));
+  g_array_append_val(lw->accepted, m->udiag_ino);
   return TRUE;
 }
 
@@ -414,14 +416,14 @@ static gboolean tcp_listener_query(LoadWatch *lw, TcpListenerReply *r, GError **
 }
 
 static gboolean tcp_accepted_reply(LoadWatch *lw, const struct nlmsghdr *h,
-                                   gpointer data, GError **error)
+                                   gpointer data G_GNUC_UNUSED, GError **error)
 {
   const struct inet_diag_msg *m = NLMSG_DATA(h);
 
   if (reply_too_short(h, sizeof *m, error))
     return FALSE;
   if (m->idiag_inode != 0 && tcp_same_local(lw, m))
-    g_hash_table_add(lw->accepted, GUINT_TO_POINTER(m->idiag_inode));
+    g_array_append_val(lw->accepted, m->idiag_inode);
   return TRUE;
 }
 
@@ -461,13 +463,19 @@ static gboolean describe_listener(LoadWatch *lw, int listen_fd, GError **error)
     return unix_listener_query(lw, &r, error);
   }
   if (domain == AF_INET || domain == AF_INET6) {
-    struct sockaddr_storage ss;
+    struct sockaddr_storage ss = { 0 };
     socklen_t ss_len = sizeof ss;
     TcpListenerReply r = { .learn = true };
     if (getsockname(listen_fd, (struct sockaddr *) &ss, &ss_len) < 0) {
       int saved = errno;
       g_set_error(error, LOADWATCH_ERROR, LOADWATCH_ERROR_FAILED,
                   "cannot read the address of fd %d: %s", listen_fd, g_strerror(saved));
+      return FALSE;
+    }
+    if (ss.ss_family != domain ||
+        ss_len < (domain == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6))) {
+      g_set_error(error, LOADWATCH_ERROR, LOADWATCH_ERROR_FAILED,
+                  "fd %d has no complete address of its family", listen_fd);
       return FALSE;
     }
     if (domain == AF_INET) {
@@ -493,7 +501,7 @@ LoadWatch *loadwatch_new(int listen_fd, GError **error)
   LoadWatch *lw = g_new0(LoadWatch, 1);
 
   lw->netlink_fd = -1;
-  lw->accepted = g_hash_table_new(g_direct_hash, g_direct_equal);
+  lw->accepted = g_array_new(FALSE, FALSE, sizeof(guint32));
   lw->buffer = g_malloc(DUMP_BUFFER_SIZE);
   if (!describe_listener(lw, listen_fd, error)) {
     loadwatch_free(lw);
@@ -507,7 +515,7 @@ void loadwatch_free(LoadWatch *lw)
   if (lw == NULL)
     return;
   netlink_close(lw);
-  g_hash_table_unref(lw->accepted);
+  g_array_unref(lw->accepted);
   g_free(lw->buffer);
   g_free(lw);
 }
@@ -538,6 +546,18 @@ static bool parse_socket_link(const char *link, guint32 *inode)
     return false;
   *inode = (guint32) v;
   return true;
+}
+
+static gint compare_inodes(gconstpointer a, gconstpointer b)
+{
+  guint32 x = *(const guint32 *) a, y = *(const guint32 *) b;
+  return (x > y) - (x < y);
+}
+
+static bool is_accepted(const LoadWatch *lw, guint32 inode)
+{
+  return bsearch(&inode, lw->accepted->data, lw->accepted->len, sizeof inode,
+                 compare_inodes) != NULL;
 }
 
 /* Whether pid has one of the accepted connections open.  A pid that is
@@ -575,8 +595,7 @@ static gboolean pid_holds_accepted(LoadWatch *lw, pid_t pid, bool *holds, GError
     if (n < 0)
       continue;  /* ".", "..", or an fd closed meanwhile */
     link[n] = '\0';
-    if (parse_socket_link(link, &inode) &&
-        g_hash_table_contains(lw->accepted, GUINT_TO_POINTER(inode)))
+    if (parse_socket_link(link, &inode) && is_accepted(lw, inode))
       *holds = true;
   }
   closedir(dir);
@@ -588,14 +607,16 @@ gboolean loadwatch_busy(LoadWatch *lw, const pid_t *pids, guint n,
 {
   gboolean ok;
 
-  g_hash_table_remove_all(lw->accepted);
+  g_array_set_size(lw->accepted, 0);
   ok = lw->family == AF_UNIX ? unix_collect_accepted(lw, error)
                              : tcp_collect_accepted(lw, error);
+  if (ok)
+    g_array_sort(lw->accepted, compare_inodes);
   for (guint i = 0; ok && i < n; i++) {
     busy[i] = false;
-    if (g_hash_table_size(lw->accepted) > 0)
+    if (lw->accepted->len > 0)
       ok = pid_holds_accepted(lw, pids[i], &busy[i], error);
   }
-  g_hash_table_remove_all(lw->accepted);
+  g_array_set_size(lw->accepted, 0);
   return ok;
 }

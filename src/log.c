@@ -40,12 +40,11 @@ static void emit(int priority, const char *fmt, va_list ap)
   fflush(stderr);
 }
 
-/* One line, formatted on the stack and written with one write(2). */
-static void emit_unbuffered(int priority, const char *fmt, va_list ap)
+/* One line, on the stack and written with one write(2). */
+static void emit_unbuffered(int priority, const char *msg)
 {
-  char msg[1024], line[1100];
+  char line[1100];
 
-  vsnprintf(msg, sizeof msg, fmt, ap);
   const char *kind = priority == LOG_WARNING ? "warning: " : "";
   int n = to_journal ? snprintf(line, sizeof line, "<%d>spawn-fcgi: %s%s\n", priority, kind, msg)
                      : snprintf(line, sizeof line, "spawn-fcgi: %s%s\n", kind, msg);
@@ -70,8 +69,12 @@ DEFINE_LOG(log_info, LOG_INFO)
 
 void log_warning_unbuffered(const char *fmt, ...)
 {
+  char msg[1024];
   va_list ap;
+
+  /* Formatted where the va_list is started and ended, not handed on. */
   va_start(ap, fmt);
-  emit_unbuffered(LOG_WARNING, fmt, ap);
+  vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  emit_unbuffered(LOG_WARNING, msg);
 }

@@ -445,19 +445,22 @@ static gboolean check_config_text(const char *path, const GString *text, GError 
     return config_error(error, "%s:%u: NUL byte in the file", path,
                         line_at(text, (gsize) (nul - text->str)));
 
+  /* key -> the line it was first given on, stored in first_line[] */
   g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   g_auto(GStrv) lines = g_strsplit(text->str, "\n", -1);
+  g_autofree guint *first_line = g_new(guint, g_strv_length(lines) + 1);
   for (guint i = 0; lines[i] != NULL; i++) {
     const char *line = lines[i] + strspn(lines[i], " \t");
     const char *eq = strchr(line, '=');
     if (line[0] == '#' || line[0] == '[' || eq == NULL)
       continue;
     g_autofree char *key = g_strchomp(g_strndup(line, (gsize) (eq - line)));
-    gpointer first = g_hash_table_lookup(seen, key);
+    const guint *first = g_hash_table_lookup(seen, key);
     if (first != NULL)
       return config_error(error, "%s:%u: key '%s' given again (first on line %u)", path,
-                          i + 1, key, GPOINTER_TO_UINT(first));
-    g_hash_table_insert(seen, g_steal_pointer(&key), GUINT_TO_POINTER(i + 1));
+                          i + 1, key, *first);
+    first_line[i] = i + 1;
+    g_hash_table_insert(seen, g_steal_pointer(&key), &first_line[i]);
   }
   return TRUE;
 }
@@ -537,12 +540,16 @@ static gboolean to_flag(const RawValue *rv, gboolean *out, GError **error)
 static gboolean to_int(const RawValue *rv, gint64 min, gint64 max,
                        const char *what, gint64 *out, GError **error)
 {
+  gint64 v;
+
   /* Decimal digits only: no sign, no spaces, no 0x, no trailing junk. */
   if (rv->value[0] == '\0' || strspn(rv->value, "0123456789") != strlen(rv->value) ||
-      !g_ascii_string_to_signed(rv->value, 10, min, max, out, NULL))
-    return usage_error(error, "%s: '%s' is not %s (%" G_GINT64_FORMAT
-                       "-%" G_GINT64_FORMAT ")", rv->origin, rv->value, what,
-                       min, max);
+      !g_ascii_string_to_signed(rv->value, 10, min, max, &v, NULL)) {
+    usage_error(error, "%s: '%s' is not %s (%" G_GINT64_FORMAT "-%" G_GINT64_FORMAT ")",
+                rv->origin, rv->value, what, min, max);
+    return FALSE;  /* spelt out: callers read *out only after TRUE */
+  }
+  *out = v;
   return TRUE;
 }
 

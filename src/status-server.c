@@ -101,14 +101,14 @@ static void respond(GString *out, const char *status_line, const char *extra_hea
 {
   g_string_append_printf(out, "HTTP/1.0 %s\r\n"
                               "Content-Type: %s\r\n"
-                              "Content-Length: %zu\r\n"
+                              "Content-Length: %" G_GSIZE_FORMAT "\r\n"
                               "Cache-Control: no-store\r\n"
                               "Connection: close\r\n"
                               "%s"
                               "\r\n",
                          status_line, type, body->len, extra_header ? extra_header : "");
   if (!head)
-    g_string_append_len(out, body->str, body->len);
+    g_string_append_len(out, body->str, (gssize) body->len);  /* a page, far below G_MAXSSIZE */
 }
 
 static void respond_error(GString *out, const char *status_line, const char *extra_header,
