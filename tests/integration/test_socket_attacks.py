@@ -172,8 +172,10 @@ class Paused:
     def __init__(self, spawn, fake_etc, tmp, hook, name, prefix=None):
         self.spawn, self.fake_etc = spawn, fake_etc
         self.log = tmp / "pause.log"
+        # Under AddressSanitizer the hook is preloaded before its runtime.
         self.env = {"LD_PRELOAD": hook, "PAUSE_HOOK_NAME": name,
-                    "PAUSE_HOOK_LOG": self.log}
+                    "PAUSE_HOOK_LOG": self.log,
+                    "ASAN_OPTIONS": "verify_asan_link_order=0:detect_leaks=0"}
         if prefix:
             self.env["PAUSE_HOOK_PREFIX"] = prefix
         self.calls = []
