@@ -414,7 +414,9 @@ def test_raising_with_ignore_errors_warns_and_runs(limited, security, sock,
         stderr = r.stderr
     else:
         s = limited.start(*args)
-        wait_for_socket(sock, proc=s)
+        # The socket listens before the limits are applied: the
+        # application's marker says the warning has been written.
+        wait_until(app_marker.exists, what="the application's marker")
         stderr = s.stderr
     warnings = [line for line in stderr.splitlines() if "nofile" in line]
     assert len(warnings) == 1, stderr
