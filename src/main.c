@@ -206,14 +206,19 @@ static int run(Plan *plan)
   }
 
   if (s->supervise) {
-    SupervisorConfig sc = {
-      .count = s->fork_count,
+    SupervisorConfig sc = { .pool = {
+      .mode = (PoolMode) s->pm,
+      .min_children = s->min_children,
+      .max_children = s->fork_count,
+      .idle_timeout_ms = s->idle_timeout_s * 1000,
+      .max_age_ms = (gint64) s->max_age_s * 1000,
+      .max_rss_bytes = s->max_rss_bytes,
       .restart_retries = s->restart_retries,
       .restart_window_ms = s->restart_window_s * 1000,
       .stop_signal = s->stop_signal,
       .stop_timeout_ms = s->stop_timeout_s * 1000,
       .reload_batch = s->reload_batch,
-    };
+    } };
     if (!start_status_server(plan, &status_sockets, &sc.status, &error)) {
       release_status_sockets(plan, &status_sockets);
       socket_remove_own(&plan->socket);

@@ -631,6 +631,15 @@ void plan_format(const Plan *p, bool json, GString *out)
   report_int(&r, "count", s->no_fork ? 1 : s->fork_count);
   report_str(&r, "pid_file", s->pid_file);
   if (s->supervise) {
+    static const char *const pm_names[] = { "static", "dynamic", "ondemand" };
+    report_str(&r, "pm", pm_names[s->pm]);
+    report_int(&r, "min_children", s->pm == SETTINGS_PM_STATIC ? s->fork_count :
+                                   s->pm == SETTINGS_PM_ONDEMAND ? 0 : s->min_children);
+    report_int(&r, "max_children", s->fork_count);
+    if (s->pm != SETTINGS_PM_STATIC)
+      report_int(&r, "idle_timeout_s", s->idle_timeout_s);
+    report_int(&r, "max_age_s", s->max_age_s);
+    report_int(&r, "max_rss_bytes", (gint64) s->max_rss_bytes);
     report_int(&r, "restart_retries", s->restart_retries);
     report_int(&r, "restart_window_s", s->restart_window_s);
     report_str(&r, "stop_signal", sigabbrev_np(s->stop_signal));

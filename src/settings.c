@@ -65,6 +65,11 @@ typedef enum {
   OPT_STATUS,
   OPT_CLEAR_ENV,
   OPT_ENV,
+  OPT_PM,
+  OPT_MIN_CHILDREN,
+  OPT_IDLE_TIMEOUT,
+  OPT_MAX_AGE,
+  OPT_MAX_RSS,
   OPT_FILE,
   OPT_EXEC,
   OPT_ENVIRONMENT,
@@ -86,6 +91,7 @@ typedef enum {
   TYPE_COMMAND,
   TYPE_ENVIRONMENT,
   TYPE_LIST,                  /* repeatable; a ';' list in the config file */
+  TYPE_SIZE,
 } ValueType;
 
 typedef enum {
@@ -189,6 +195,16 @@ static const OptionSpec options[OPT_COUNT] = {
     NULL, "keep only PATH and what --env names" },
   [OPT_ENV] = { "env", 0, TYPE_LIST, SECTION_ENVIRONMENT, IN_BOTH, 0, 0,
     "NAME[=VALUE]", "pass NAME on, or set it to VALUE (repeatable)" },
+  [OPT_PM] = { "pm", 0, TYPE_STRING, SECTION_CHILDREN, IN_BOTH, 0, 0,
+    "MODE", "static (-F children), dynamic or ondemand (-F is the maximum)" },
+  [OPT_MIN_CHILDREN] = { "min-children", 0, TYPE_INT, SECTION_CHILDREN, IN_BOTH, 1,
+    SETTINGS_MAX_CHILDREN, "N", "dynamic: keep at least N children (default 1)" },
+  [OPT_IDLE_TIMEOUT] = { "idle-timeout", 0, TYPE_INT, SECTION_CHILDREN, IN_BOTH, 1, 86400,
+    "SEC", "dynamic, ondemand: retire children idle this long (default 10)" },
+  [OPT_MAX_AGE] = { "max-age", 0, TYPE_INT, SECTION_CHILDREN, IN_BOTH, 1, 31536000,
+    "SEC", "replace a child once it has run this long" },
+  [OPT_MAX_RSS] = { "max-rss", 0, TYPE_SIZE, SECTION_CHILDREN, IN_BOTH, 0, 0,
+    "SIZE", "replace a child whose resident memory exceeds SIZE (K, M, G)" },
   [OPT_FILE] = { "file", 'f', TYPE_STRING, SECTION_OTHER, IN_CLI, 0, 0,
     "PATH", "deprecated: run /bin/sh -c \"exec PATH\"" },
   [OPT_EXEC] = { "exec", 0, TYPE_COMMAND, SECTION_OTHER, IN_CONFIG, 0, 0,
@@ -664,6 +680,45 @@ static gboolean to_env_list(const RawValue *rv, char ***out, GError **error)
   return TRUE;
 }
 
+static gboolean to_pm(const RawValue *rv, SettingsPm *out, GError **error)
+{
+  static const char *const names[] = { "static", "dynamic", "ondemand" };
+  for (gsize i = 0; i < G_N_ELEMENTS(names); i++) {
+    if (strcmp(rv->value, names[i]) == 0) {
+      *out = (SettingsPm) i;
+      return TRUE;
+    }
+  }
+  return usage_error(error, "%s: '%s' is not a process manager mode "
+                     "(static, dynamic or ondemand)", rv->origin, rv->value);
+}
+
+/* Bytes, with an optional K, M or G suffix (powers of 1024). */
+static gboolean to_size(const RawValue *rv, guint64 *out, GError **error)
+{
+  const char *v = rv->value;
+  size_t digits = strspn(v, "0123456789");
+  guint64 n, unit = 1;
+
+  if (digits > 0 && v[digits] != '\0' && v[digits + 1] == '\0') {
+    switch (g_ascii_toupper(v[digits])) {
+    case 'K': unit = 1024; break;
+    case 'M': unit = 1024 * 1024; break;
+    case 'G': unit = 1024 * 1024 * 1024; break;
+    default: unit = 0; break;
+    }
+  } else if (v[digits] != '\0') {
+    unit = 0;
+  }
+  g_autofree char *number = g_strndup(v, digits);
+  if (digits == 0 || unit == 0 ||
+      !g_ascii_string_to_unsigned(number, 10, 1, G_MAXUINT64 / unit, &n, NULL))
+    return usage_error(error, "%s: '%s' is not a size (a positive number of bytes, "
+                       "or with K, M or G)", rv->origin, rv->value);
+  *out = n * unit;
+  return TRUE;
+}
+
 static const char *const int_meaning[OPT_COUNT] = {
   [OPT_BACKLOG] = "a backlog",
   [OPT_PHP_CHILDREN] = "a number of PHP children",
@@ -672,6 +727,9 @@ static const char *const int_meaning[OPT_COUNT] = {
   [OPT_RESTART_WINDOW] = "a number of seconds",
   [OPT_STOP_TIMEOUT] = "a number of seconds",
   [OPT_RELOAD_BATCH] = "a number of children",
+  [OPT_MIN_CHILDREN] = "a number of children",
+  [OPT_IDLE_TIMEOUT] = "a number of seconds",
+  [OPT_MAX_AGE] = "a number of seconds",
 };
 
 /* A TYPE_INT option, within the range its table entry gives. */
@@ -741,6 +799,11 @@ static gboolean apply_value(OptionId id, const RawValue *rv, Settings *s, GError
     return TRUE;
   case OPT_CLEAR_ENV: return to_flag(rv, &s->clear_env, error);
   case OPT_ENV: return to_env_list(rv, &s->env, error);
+  case OPT_PM: return to_pm(rv, &s->pm, error);
+  case OPT_MIN_CHILDREN: return to_int_option(id, rv, &s->min_children, error);
+  case OPT_IDLE_TIMEOUT: return to_int_option(id, rv, &s->idle_timeout_s, error);
+  case OPT_MAX_AGE: return to_int_option(id, rv, &s->max_age_s, error);
+  case OPT_MAX_RSS: return to_size(rv, &s->max_rss_bytes, error);
   case OPT_FILE:
     if (rv->value[0] == '\0')
       return usage_error(error, "%s: empty value", rv->origin);
@@ -793,6 +856,22 @@ static gboolean check_status_query(const Raw *merged, Settings *s, GError **erro
   return TRUE;
 }
 
+/* The process manager's mode and bounds. */
+static gboolean check_pm(const Raw *merged, Settings *s, GError **error)
+{
+  if (GIVEN(OPT_MIN_CHILDREN) && s->pm != SETTINGS_PM_DYNAMIC)
+    return usage_error(error, "%s needs --pm=dynamic", ORIGIN(OPT_MIN_CHILDREN));
+  if (GIVEN(OPT_IDLE_TIMEOUT) && s->pm == SETTINGS_PM_STATIC)
+    return usage_error(error, "%s needs --pm=dynamic or --pm=ondemand",
+                       ORIGIN(OPT_IDLE_TIMEOUT));
+  if (s->pm == SETTINGS_PM_DYNAMIC && s->min_children > s->fork_count)
+    return usage_error(error, "%s=%d is more than the maximum %s=%d",
+                       GIVEN(OPT_MIN_CHILDREN) ? ORIGIN(OPT_MIN_CHILDREN) : "--min-children",
+                       s->min_children, GIVEN(OPT_FORK) ? ORIGIN(OPT_FORK) : "--fork",
+                       s->fork_count);
+  return TRUE;
+}
+
 /* Checks combinations once every value is known. */
 static gboolean check_conflicts(const Raw *merged, Settings *s, GError **error)
 {
@@ -825,11 +904,15 @@ static gboolean check_conflicts(const Raw *merged, Settings *s, GError **error)
     static const OptionId need_supervise[] = { OPT_RESTART_RETRIES, OPT_RESTART_WINDOW,
                                                OPT_STOP_SIGNAL, OPT_STOP_TIMEOUT,
                                                OPT_RELOAD_BATCH, OPT_STATUS_SOCKET,
-                                               OPT_STATUS_GROUP, OPT_STATUS_LISTEN };
+                                               OPT_STATUS_GROUP, OPT_STATUS_LISTEN,
+                                               OPT_PM, OPT_MIN_CHILDREN, OPT_IDLE_TIMEOUT,
+                                               OPT_MAX_AGE, OPT_MAX_RSS };
     for (gsize i = 0; i < G_N_ELEMENTS(need_supervise); i++)
       if (GIVEN(need_supervise[i]))
         return usage_error(error, "%s needs --supervise", ORIGIN(need_supervise[i]));
   }
+  if (!check_pm(merged, s, error))
+    return FALSE;
   if (s->no_fork && GIVEN(OPT_FORK) && s->fork_count != 1)
     warn(s, "%s is ignored with --no-fork", ORIGIN(OPT_FORK));
   if (!s->limits && !s->explain_limits) {
@@ -880,6 +963,9 @@ static void settings_defaults(Settings *s)
   s->stop_signal = SIGTERM;
   s->stop_timeout_s = 10;
   s->reload_batch = 1;
+  s->pm = SETTINGS_PM_STATIC;
+  s->min_children = 1;
+  s->idle_timeout_s = 10;
   s->warnings = g_ptr_array_new_with_free_func(g_free);
 }
 

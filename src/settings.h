@@ -29,6 +29,12 @@ typedef enum {
   SETTINGS_CHECK_JSON,
 } SettingsCheck;
 
+typedef enum {
+  SETTINGS_PM_STATIC,         /* the values of PoolMode (pool-policy.h) */
+  SETTINGS_PM_DYNAMIC,
+  SETTINGS_PM_ONDEMAND,
+} SettingsPm;
+
 typedef struct {
   /* socket */
   char *socket_path;          /* -s */
@@ -70,6 +76,11 @@ typedef struct {
   int stop_signal;
   int stop_timeout_s;
   int reload_batch;
+  SettingsPm pm;              /* --pm */
+  int min_children;           /* --min-children (dynamic) */
+  int idle_timeout_s;
+  int max_age_s;              /* 0: none */
+  guint64 max_rss_bytes;      /* 0: none */
 
   /* status */
   char *status_socket;        /* --status-socket */
