@@ -38,6 +38,7 @@ typedef struct {
   gint64 since_ms;
   gint64 due_ms;
   gint64 started_ms;
+  bool busy_seen;
   bool killed;
 } Retiree;
 
@@ -440,6 +441,10 @@ static void on_idle_checked(PoolPolicy *p, pid_t pid, bool busy, gint64 now)
     return;
   }
   act_signal(p, pid, SIGCONT);
+  if (!r->busy_seen)
+    say(p, G_LOG_LEVEL_INFO, "child %d is busy: retiring it (%s) once it is idle",
+        (int) pid, reason_text[r->why]);
+  r->busy_seen = true;
   if (r->why == WHY_SCALE_DOWN && !p->slots[r->slot].probation) {
     /* It is serving again: it stays. */
     Slot *s = &p->slots[r->slot];
@@ -673,11 +678,14 @@ static void on_sample(PoolPolicy *p, const PoolSample *smp, bool readable, gint6
     scale_down(p, now);
   }
   if (p->cfg.max_rss_bytes > 0 && recycling_possible(p, now)) {
+    /* The oldest of those above the limit. */
+    int oldest = -1;
     for (int i = 0; i < N(p); i++)
-      if (recyclable(&p->slots[i]) && p->slots[i].rss_bytes > p->cfg.max_rss_bytes) {
-        recycle(p, i, WHY_MAX_RSS, now);
-        break;
-      }
+      if (recyclable(&p->slots[i]) && p->slots[i].rss_bytes > p->cfg.max_rss_bytes &&
+          (oldest < 0 || p->slots[i].started_ms < p->slots[oldest].started_ms))
+        oldest = i;
+    if (oldest >= 0)
+      recycle(p, oldest, WHY_MAX_RSS, now);
   }
 }
 
