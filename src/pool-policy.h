@@ -68,7 +68,7 @@ typedef struct {
 #define POOL_SAMPLE_MS 500
 /* After a wake-up for a waiting connection, readability is watched again
  * this much later (bounds wake-ups under load). */
-#define POOL_GROW_REARM_MS 20
+#define POOL_GROW_REARM_MS 50
 /* A child started this recently counts as capacity about to accept. */
 #define POOL_FRESH_MS 200
 #define POOL_RETIRE_RECHECK_MS 100

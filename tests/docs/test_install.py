@@ -71,6 +71,7 @@ def expected_files(source_dir):
         *MAN_PAGES,
         f"{completion_dir()}/spawn-fcgi",
         "/etc/spawn-fcgi/example.conf.sample",
+        "/etc/spawn-fcgi/php.conf.sample",
     }
 
 

@@ -156,7 +156,7 @@ def test_config_keys_are_the_long_options_less_the_command_line_ones(
 def test_config_keys_each_have_a_type(man_dir):
     keys = man_config_keys(read_page(man_dir, "spawn-fcgi.conf.5"))
     types = {"string", "boolean", "integer", "mode", "signal", "command",
-             "environment", "variables"}
+             "environment", "variables", "choice", "size"}
     wrong = {k: t for k, t in keys.items() if t not in types}
     assert not wrong, f"keys without a known type: {wrong}"
 

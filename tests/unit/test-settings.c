@@ -466,6 +466,49 @@ static void test_status_query(void)
   g_rmdir(dir);
 }
 
+static void test_process_manager(void)
+{
+  Settings s;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true(parse("-w -s /x --pm=dynamic --min-children=2 -F 8 --idle-timeout=3 "
+                      "--max-age=60 --max-rss=3M -- app", &s, &error));
+  g_assert_no_error(error);
+  g_assert_cmpint(s.pm, ==, SETTINGS_PM_DYNAMIC);
+  g_assert_cmpint(s.min_children, ==, 2);
+  g_assert_cmpint(s.fork_count, ==, 8);
+  g_assert_cmpint(s.idle_timeout_s, ==, 3);
+  g_assert_cmpint(s.max_age_s, ==, 60);
+  g_assert_cmpuint(s.max_rss_bytes, ==, 3 * 1024 * 1024);
+  settings_clear(&s);
+
+  g_assert_true(parse("-w -s /x -- app", &s, &error));
+  g_assert_cmpint(s.pm, ==, SETTINGS_PM_STATIC);
+  g_assert_cmpint(s.idle_timeout_s, ==, 10);
+  g_assert_cmpint(s.max_age_s, ==, 0);
+  g_assert_cmpuint(s.max_rss_bytes, ==, 0);
+  settings_clear(&s);
+
+  g_assert_true(parse("-w -s /x --pm=ondemand -F 4 --max-rss=1000 -- app", &s, &error));
+  g_assert_cmpint(s.pm, ==, SETTINGS_PM_ONDEMAND);
+  g_assert_cmpuint(s.max_rss_bytes, ==, 1000);
+  settings_clear(&s);
+
+  expect_usage_error("-w -s /x --pm=fast -- app", "'fast' is not a process manager mode");
+  expect_usage_error("-s /x --pm=dynamic -- app", "--pm needs --supervise");
+  expect_usage_error("-s /x --max-age=5 -- app", "--max-age needs --supervise");
+  expect_usage_error("-w -s /x --pm=dynamic --min-children=3 -F 2 -- app",
+                     "--min-children=3 is more than the maximum -F=2");
+  expect_usage_error("-w -s /x --pm=dynamic --min-children=3 -- app",
+                     "more than the maximum --fork=1");
+  expect_usage_error("-w -s /x --min-children=1 -- app", "--min-children needs --pm=dynamic");
+  expect_usage_error("-w -s /x --idle-timeout=1 -- app", "--pm=dynamic or --pm=ondemand");
+  expect_usage_error("-w -s /x --max-rss=5T -- app", "'5T' is not a size");
+  expect_usage_error("-w -s /x --max-rss=K -- app", "'K' is not a size");
+  expect_usage_error("-w -s /x --max-rss=18446744073709551615G -- app", "is not a size");
+  expect_usage_error("-w -s /x --max-age=0 -- app", "'0' is not a number of seconds");
+}
+
 int main(int argc, char **argv)
 {
   g_test_init(&argc, &argv, NULL);
@@ -489,5 +532,6 @@ int main(int argc, char **argv)
   g_test_add_func("/settings/help-fits-80-columns", test_help_fits_80_columns);
   g_test_add_func("/settings/status-options", test_status_options);
   g_test_add_func("/settings/status-query", test_status_query);
+  g_test_add_func("/settings/process-manager", test_process_manager);
   return g_test_run();
 }
