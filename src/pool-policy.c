@@ -673,8 +673,11 @@ static void on_sample(PoolPolicy *p, const PoolSample *smp, bool readable, gint6
     int wanted = waiting - count_fresh(p, now);
     if (count_serving(p) == 0 && readable)
       wanted = MAX(wanted, 1);
-    if (wanted > 0)
+    if (wanted > 0) {
       grow(p, wanted, now);
+      if (readable)
+        p->readable_rearm_ms = now + POOL_GROW_BURST_REARM_MS;
+    }
     scale_down(p, now);
   }
   if (p->cfg.max_rss_bytes > 0 && recycling_possible(p, now)) {
@@ -1160,5 +1163,7 @@ void pool_policy_fill_status(const PoolPolicy *p, gint64 now, PoolStatus *out)
   out->spawn_failures = p->spawn_failures;
   out->reloads = p->reloads;
   out->last_reload_result = p->last_reload_result;
+  out->last_reload_us = p->reloads ? p->last_reload_ms * 1000 : 0;
+  out->start_time_us = p->start_ms * 1000;
   out->uptime_seconds = (double) (now - p->start_ms) / 1000.0;
 }

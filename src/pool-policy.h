@@ -67,8 +67,10 @@ typedef struct {
 /* Above the minimum: busy/idle and queue sampled this often. */
 #define POOL_SAMPLE_MS 500
 /* After a wake-up for a waiting connection, readability is watched again
- * this much later (bounds wake-ups under load). */
+ * this much later (bounds wake-ups under load), or, when the pool just
+ * grew (a burst is arriving), after POOL_GROW_BURST_REARM_MS. */
 #define POOL_GROW_REARM_MS 50
+#define POOL_GROW_BURST_REARM_MS 5
 /* A child started this recently counts as capacity about to accept. */
 #define POOL_FRESH_MS 200
 #define POOL_RETIRE_RECHECK_MS 100
@@ -158,5 +160,9 @@ guint pool_policy_running(const PoolPolicy *p);   /* reached exec, in a slot */
 guint pool_policy_children(const PoolPolicy *p);  /* every live process, retiring too */
 
 /* The pool as plain data; strings and the children array are owned by the
- * policy and valid until the next event. */
+ * policy and valid until the next event.  Times (started_us,
+ * start_time_us, last_reload_us) are on the policy's clock, in
+ * microseconds: supervisor_fill_status() turns them into wall clock.
+ * Fields the policy does not know (instance, listen, version, RSS beyond
+ * the last sample, PSS, CPU) are left alone. */
 void pool_policy_fill_status(const PoolPolicy *p, gint64 now_ms, PoolStatus *out);

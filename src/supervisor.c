@@ -534,5 +534,13 @@ int supervisor_run(const LaunchPlan *plan, const SupervisorConfig *config,
 
 void supervisor_fill_status(const PoolPolicy *policy, PoolStatus *out)
 {
+  gint64 to_wall_us = g_get_real_time() - g_get_monotonic_time();
+
   pool_policy_fill_status(policy, now_ms(), out);
+  out->start_time_us += to_wall_us;
+  if (out->last_reload_us != 0)
+    out->last_reload_us += to_wall_us;
+  for (guint i = 0; i < out->n_children; i++)
+    out->children[i].started_us += to_wall_us;
+  out->version = PACKAGE_VERSION;
 }

@@ -41,5 +41,7 @@ typedef struct {
 int supervisor_run(const LaunchPlan *plan, const SupervisorConfig *config,
                    const SocketPlan *socket);
 
-/* The pool as plain data for a status client (see pool-status.h). */
+/* The pool as plain data for a status client (see pool-status.h): the
+ * policy's part, with times on the wall clock; the caller adds instance
+ * and listening address and reads RSS/PSS/CPU from /proc. */
 void supervisor_fill_status(const PoolPolicy *policy, PoolStatus *out);
