@@ -21,8 +21,8 @@ import pytest
 
 import harness
 from harness import assert_one_error_line, query_state, wait_until
-from test_supervise import (Notify, app_children, pids_gone, terminate,
-                            wait_children)
+from test_supervise import (Notify, _timerfd_armed, app_children, pids_gone,
+                            terminate, wait_children)
 
 USAGE = 2
 
@@ -188,6 +188,9 @@ def test_ondemand_starts_nothing_until_the_first_connection(
                what="the idle child to go")
     assert "idle for" in sv.stderr
     assert pids_gone([int(st["pid"])])
+    # At its minimum the pool arms no timer: it waits for a connection.
+    wait_until(lambda: _timerfd_armed(sv.pid) == ["(0, 0)"], timeout=30,
+               what="the timer disarmed")
     # And started again for the next connection.
     st2 = query_state(sock)
     assert int(st2["pid"]) != int(st["pid"])
@@ -221,6 +224,8 @@ def test_burst_grows_to_the_maximum_and_shrinks_to_the_minimum(
                what="3 idle children retired")
     wait_children(sv, app, 1)
     assert markers(starts) == 4
+    wait_until(lambda: _timerfd_armed(sv.pid) == ["(0, 0)"], timeout=30,
+               what="the timer disarmed at the minimum")
     query_state(sock)
     assert terminate(sv) == 0, sv.describe()
 
