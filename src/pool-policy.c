@@ -345,6 +345,32 @@ static void schedule_restart(PoolPolicy *p, int i, gint64 now)
   s->restart_at_ms = MAX(now + backoff_ms(qf), 1);
 }
 
+/* The new child of a replacement failed: the old child stays, since a
+ * replacement must not take capacity away.  A reload stops there;
+ * recycling tries again later. */
+static void keep_old_child(PoolPolicy *p, int i, const char *what, gint64 now)
+{
+  Slot *s = &p->slots[i];
+
+  s->probation = false;
+  s->pid = s->previous;
+  s->started_ms = s->previous_started_ms;
+  s->running = s->previous > 0;
+  s->previous = -1;
+  if (s->replacing_why == WHY_RELOAD) {
+    say(p, G_LOG_LEVEL_CRITICAL, "reload stopped: a new child %s; "
+        "the old children keep running", what);
+    for (int j = 0; j < N(p); j++)
+      p->slots[j].replace = false;
+    p->last_reload_result = "failed";
+    reload_step(p, now);
+  } else {
+    say(p, G_LOG_LEVEL_WARNING, "recycling: a new child %s; the old child keeps running",
+        what);
+    p->recycle_hold_ms = now + POOL_BACKOFF_MAX_MS;
+  }
+}
+
 /* The start of a slot's child failed before exec (fork or a launch step). */
 static void start_failed(PoolPolicy *p, int i, gint64 now)
 {
@@ -354,24 +380,7 @@ static void start_failed(PoolPolicy *p, int i, gint64 now)
   s->running = false;
   p->spawn_failures++;
   if (s->probation) {
-    /* The old child stays: a replacement must not take capacity away. */
-    s->probation = false;
-    s->pid = s->previous;
-    s->started_ms = s->previous_started_ms;
-    s->running = s->previous > 0;
-    s->previous = -1;
-    if (s->replacing_why == WHY_RELOAD) {
-      say(p, G_LOG_LEVEL_CRITICAL, "reload stopped: a new child could not be started; "
-          "the old children keep running");
-      for (int j = 0; j < N(p); j++)
-        p->slots[j].replace = false;
-      p->last_reload_result = "failed";
-      reload_step(p, now);
-    } else {
-      say(p, G_LOG_LEVEL_WARNING, "recycling: a new child could not be started; "
-          "the old child keeps running");
-      p->recycle_hold_ms = now + POOL_BACKOFF_MAX_MS;
-    }
+    keep_old_child(p, i, "could not be started", now);
     return;
   }
   s->quick_failures++;
@@ -773,25 +782,10 @@ static void on_slot_exit(PoolPolicy *p, int i, pid_t pid, int status, gint64 now
     return;
   describe_exit(status, how, sizeof how);
   if (s->probation) {
-    /* A new child of a replacement died: start_failed() keeps the old one. */
+    /* A new child of a replacement died: the old one stays. */
     say(p, G_LOG_LEVEL_WARNING, "new child %d %s after %" G_GINT64_FORMAT " ms",
         (int) pid, how, lived);
-    if (s->replacing_why == WHY_RELOAD) {
-      s->probation = false;
-      s->pid = s->previous;
-      s->started_ms = s->previous_started_ms;
-      s->running = s->previous > 0;
-      s->previous = -1;
-      say(p, G_LOG_LEVEL_CRITICAL, "reload stopped: a new child died right after its "
-          "start; the old children keep running");
-      for (int j = 0; j < N(p); j++)
-        p->slots[j].replace = false;
-      p->last_reload_result = "failed";
-      reload_step(p, now);
-    } else {
-      start_failed(p, i, now);
-      p->spawn_failures--;
-    }
+    keep_old_child(p, i, "died right after its start", now);
     return;
   }
   p->restarts++;
