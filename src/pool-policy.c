@@ -1042,26 +1042,17 @@ gint64 pool_policy_next_deadline(const PoolPolicy *p)
       next = p->stop_deadline_ms;
     return next == G_MAXINT64 ? -1 : next;
   }
+  /* While a replacement is under way, recycling waits for an event (its
+   * end): the age deadlines must not spin the timer meanwhile. */
+  bool ages = p->cfg.max_age_ms > 0 && recycling_possible(p, G_MAXINT64 - 1);
   for (int i = 0; i < N(p); i++) {
     const Slot *s = &p->slots[i];
     if (s->pid < 0 && s->restart_at_ms != 0)
       next = MIN(next, s->restart_at_ms);
     if (s->probation && s->probation_until_ms != 0)
       next = MIN(next, s->probation_until_ms);
-    if (p->cfg.max_age_ms > 0 && recyclable(s))
+    if (ages && recyclable(s))
       next = MIN(next, MAX(max_age_due(p, i), p->recycle_hold_ms));
-  }
-  if (p->cfg.max_age_ms > 0 && !recycling_possible(p, G_MAXINT64 - 1)) {
-    /* Recycling waits for an event (a retiree's exit, a probation): the
-     * age deadlines must not spin the timer. */
-    next = G_MAXINT64;
-    for (int i = 0; i < N(p); i++) {
-      const Slot *s = &p->slots[i];
-      if (s->pid < 0 && s->restart_at_ms != 0)
-        next = MIN(next, s->restart_at_ms);
-      if (s->probation && s->probation_until_ms != 0)
-        next = MIN(next, s->probation_until_ms);
-    }
   }
   for (guint i = 0; i < p->retirees->len; i++) {
     const Retiree *r = &g_array_index(p->retirees, Retiree, i);
