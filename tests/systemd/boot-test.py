@@ -92,6 +92,13 @@ SV_SOCKET_PATH = f"/run/spawn-fcgi/{SV_INSTANCE}.sock"
 SV_SERVICE = f"spawn-fcgi-supervise@{SV_INSTANCE}.service"
 SV_SOCKET_UNIT = f"spawn-fcgi-supervise@{SV_INSTANCE}.socket"
 SV_URL = "http://localhost:8081/"
+# A supervised instance with --pm=ondemand: no child until a connection
+# waits, back to none after the idle timeout.
+OD_INSTANCE = "phpod"
+OD_SOCKET_PATH = f"/run/spawn-fcgi/{OD_INSTANCE}.sock"
+OD_SERVICE = f"spawn-fcgi-supervise@{OD_INSTANCE}.service"
+OD_SOCKET_UNIT = f"spawn-fcgi-supervise@{OD_INSTANCE}.socket"
+OD_URL = "http://localhost:8082/"
 
 # Upper bounds so that a hung step fails the test instead of hanging it.
 DEBOOTSTRAP_TIMEOUT = 900
@@ -393,6 +400,8 @@ def nginx_site(listen, socket_path):
 NGINX_SITE = nginx_site("80 default_server", SOCKET_PATH)
 SV_NGINX_SITE = nginx_site("8081", SV_SOCKET_PATH)
 
+OD_NGINX_SITE = nginx_site("8082", OD_SOCKET_PATH)
+
 INSTANCE_CONF = f"""[spawn-fcgi]
 exec=/usr/bin/php-cgi
 user={APP_USER}
@@ -418,6 +427,17 @@ socket-user=root
 socket-group=www-data
 """
 
+OD_INSTANCE_CONF = f"""[spawn-fcgi]
+exec=/usr/bin/php-cgi
+environment=PHP_FCGI_MAX_REQUESTS=0
+user={APP_USER}
+group={APP_USER}
+limits=true
+pm=ondemand
+fork=4
+idle-timeout=1
+"""
+
 LIMITS_CONF = f"""{APP_USER} soft nofile {NOFILE_SOFT}
 {APP_USER} hard nofile {NOFILE_HARD}
 """
@@ -437,8 +457,10 @@ def prepare_root(root):
     write_file(root, "/etc/nginx/sites-enabled/spawn-fcgi-test", NGINX_SITE)
     write_file(root, f"/etc/spawn-fcgi/{SV_INSTANCE}.conf", SV_INSTANCE_CONF)
     write_file(root, "/etc/nginx/sites-enabled/spawn-fcgi-supervise-test", SV_NGINX_SITE)
+    write_file(root, f"/etc/spawn-fcgi/{OD_INSTANCE}.conf", OD_INSTANCE_CONF)
+    write_file(root, "/etc/nginx/sites-enabled/spawn-fcgi-ondemand-test", OD_NGINX_SITE)
     run(["systemctl", f"--root={root}", "enable", SOCKET_UNIT, SV_SOCKET_UNIT,
-         "nginx.service"])
+         OD_SOCKET_UNIT, "nginx.service"])
 
 
 def passwd_entry(root, name):
@@ -1343,6 +1365,40 @@ def test_supervise_reload_during_reload(ct):
     finally:
         # What is left over must not outlive this test.
         ct.exec(["systemctl", "stop", SV_SERVICE], check=False)
+
+
+# ---------------------------------------------------------------------------
+# The ondemand instance: spawn-fcgi-supervise@phpod with pm=ondemand
+# ---------------------------------------------------------------------------
+
+def od_state(c):
+    props = unit_props(c, OD_SERVICE, "ActiveState", "SubState", "MainPID", "StatusText")
+    return f"{props}\nchildren: {sv_children(c, props.get('MainPID', '0'))}\n" + \
+        journal_text(c, OD_SERVICE)
+
+
+def test_ondemand_instance_behind_nginx(ct):
+    assert unit_state(ct, OD_SOCKET_UNIT) == "active"
+    assert unit_state(ct, OD_SERVICE) == "inactive"
+    page = fetch_page(ct, OD_URL, OD_SERVICE)
+    assert_page_from_app(ct, page)
+    wait_for(lambda: unit_state(ct, OD_SERVICE) == "active",
+             f"{OD_SERVICE} active", fail=lambda: od_state(ct))
+    main_pid = unit_prop(ct, OD_SERVICE, "MainPID")
+    # The child that answered is the supervisor's; with nothing more to
+    # do it is retired after the idle timeout, down to none.
+    assert ct.exec(["ps", "-o", "ppid=", "-p", page["pid"]],
+                   check=False).stdout.strip() in (main_pid, "")
+    wait_for(lambda: sv_children(ct, main_pid) == {}, "no child left after the idle timeout",
+             fail=lambda: od_state(ct))
+    assert "ondemand" in unit_prop(ct, OD_SERVICE, "StatusText"), od_state(ct)
+    assert "idle for" in journal_text(ct, OD_SERVICE)
+    # The next request starts a new one; the supervisor stayed.
+    again = fetch_page(ct, OD_URL, OD_SERVICE)
+    assert_page_from_app(ct, again)
+    assert again["pid"] != page["pid"]
+    assert unit_prop(ct, OD_SERVICE, "MainPID") == main_pid
+    ct.exec(["systemctl", "stop", OD_SERVICE], check=False)
 
 
 # ---------------------------------------------------------------------------
