@@ -31,6 +31,7 @@ sys.path.insert(0, BENCH_DIR)
 import benchlib  # noqa: E402
 import supervise  # noqa: E402
 from benchlib import print_table  # noqa: E402
+from pm import accepted_inodes  # noqa: E402
 from supervise import (Failure, Procs, alive, children_running, log_tail,  # noqa: E402
                        make_site, reap_orphans, run_sections, wait_for)
 
@@ -46,28 +47,18 @@ STOP_TIMEOUT = 60  # ours: an old child still busy after this gets the stop sign
 FULL = {"reloads": 5}
 QUICK = {"reloads": 1}
 
-SLEEP_PHP = """<?php
-$ms = min(60000, max(0, (int) ($_GET["ms"] ?? 0)));
-$until = microtime(true) + $ms / 1000;
-while (($left = $until - microtime(true)) > 0)
-    usleep((int) ($left * 1e6));
-echo "slept $ms ms in ", getmypid(), "\\n";
-"""
-
-SLEEP_CGI = """#!/bin/sh
-ms=${QUERY_STRING#ms=}
-case $ms in ''|*[!0-9]*) ms=0 ;; esac
-sleep "$((ms / 1000)).$(printf %03d $((ms % 1000)))"
-printf 'Content-Type: text/plain\\r\\n\\r\\nslept %s ms in %s\\n' "$ms" "$PPID"
-"""
+APP_DIR = os.path.join(REPO, "tests", "app")
 
 
 def go_app(ours):
-    """The Go application of the build our binary comes from."""
+    """The Go application of the build our binary comes from, else of this
+    repository's build/."""
     parent = os.path.dirname(ours)
-    build = os.path.dirname(parent) if os.path.basename(parent) == "src" \
-        else os.path.join(REPO, "build")
-    return os.path.join(build, "tests", "app", "go-sleep-app")
+    builds = [os.path.join(REPO, "build")]
+    if os.path.basename(parent) == "src":
+        builds.insert(0, os.path.dirname(parent))
+    paths = [os.path.join(b, "tests", "app", "go-sleep-app") for b in builds]
+    return next((p for p in paths if os.access(p, os.X_OK)), paths[0])
 
 
 def applications(ours):
@@ -205,19 +196,6 @@ def get(url):
         return "error"
 
 
-def accepted_inodes(sock):
-    """Connections accepted from the unix socket at sock (connected, with
-    its path and an inode in /proc/net/unix)."""
-    found = set()
-    with open("/proc/net/unix") as f:
-        next(f)
-        for line in f:
-            p = line.split()
-            if len(p) >= 8 and p[7] == sock and p[5] == "03" and p[6] != "0":
-                found.add(int(p[6]))
-    return found
-
-
 def held(pids, sock):
     inodes = accepted_inodes(sock)
     n = 0
@@ -312,8 +290,9 @@ def run(peer, ours_bin, quick, workdir):
     if missing:
         return [], [f"reload: not installed: {', '.join(missing)} (packages multiwatch, nginx)"]
     benchlib.become_subreaper()
-    d, www = make_site(workdir, "reload-", {"sleep.php": SLEEP_PHP, "sleep.cgi": SLEEP_CGI})
-    os.chmod(os.path.join(www, "sleep.cgi"), 0o755)
+    d, www = make_site(workdir, "reload-", {})
+    for page in ("sleep.php", "sleep.cgi"):
+        shutil.copy(os.path.join(APP_DIR, page), www)
     procs = Procs(d)
     socks = {k: os.path.join(d, k + ".sock") for k in ("ours", "mw", "peer")}
     apps = applications(ours_bin)

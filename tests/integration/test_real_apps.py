@@ -15,11 +15,13 @@ connections the children hold (/proc/net/unix); nothing waits for time."""
 
 import os
 import re
+import shutil
 import signal
 import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -41,22 +43,7 @@ PERL = "/usr/bin/perl"
 GO_SLEEP_APP = os.environ.get("GO_SLEEP_APP", "")
 PERL_SLEEP_APP = os.environ.get("PERL_SLEEP_APP", "")
 
-SLEEP_PHP = """<?php
-$ms = min(60000, max(0, (int) ($_GET["ms"] ?? 0)));
-// A signal cuts usleep short: sleep until the time is really up.
-$until = microtime(true) + $ms / 1000;
-while (($left = $until - microtime(true)) > 0)
-    usleep((int) ($left * 1e6));
-header("Content-Type: text/plain");
-echo "slept $ms ms in ", getmypid(), "\\n";
-"""
-
-SLEEP_CGI = """#!/bin/sh
-ms=${QUERY_STRING#ms=}
-case $ms in ''|*[!0-9]*) ms=0 ;; esac
-sleep "$((ms / 1000)).$(printf %03d $((ms % 1000)))"
-printf 'Content-Type: text/plain\\r\\n\\r\\nslept %s ms in %s\\n' "$ms" "$PPID"
-"""
+APP_DIR = Path(__file__).resolve().parent.parent / "app"
 
 SLEPT_RE = re.compile(rb"slept (\d+) ms in (\d+)\n")
 
@@ -85,15 +72,13 @@ def _need(path, what):
 def make_app(name, www):
     if name == "php-cgi":
         _need(harness.PHP_CGI, "php8.2-cgi")
-        (www / "sleep.php").write_text(SLEEP_PHP)
+        shutil.copy(APP_DIR / "sleep.php", www)
         # php-cgi's own recycling is not what is tested here.
         return App([harness.PHP_CGI], harness.PHP_CGI, "sleep.php",
                    env={"PHP_FCGI_MAX_REQUESTS": "0"})
     if name == "fcgiwrap":
         _need(FCGIWRAP, "fcgiwrap")
-        cgi = www / "sleep.cgi"
-        cgi.write_text(SLEEP_CGI)
-        cgi.chmod(0o755)
+        shutil.copy(APP_DIR / "sleep.cgi", www)
         return App([FCGIWRAP], FCGIWRAP, "sleep.cgi")
     if name == "go":
         _need(GO_SLEEP_APP, "GO_SLEEP_APP (golang-go at meson setup)")
