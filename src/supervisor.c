@@ -80,31 +80,36 @@ static Proc *proc_of(Supervisor *sv, pid_t pid, guint *index)
 
 /* ---- /proc --------------------------------------------------------------- */
 
+/* The n-th space-separated field of text (0 first), as a number; 0 when
+ * there is none. */
+static guint64 field_number(const char *text, int n)
+{
+  g_auto(GStrv) fields = g_strsplit(text, " ", -1);
+  if ((guint) n >= g_strv_length(fields))
+    return 0;
+  return g_ascii_strtoull(fields[n], NULL, 10);
+}
+
 /* utime + stime in clock ticks, and the resident set in bytes; 0 when the
  * process is gone. */
 static void read_proc_usage(pid_t pid, guint64 *cpu_ticks, guint64 *rss_bytes)
 {
-  char path[64], buf[1024];
-  g_autofree char *data = NULL;
+  char path[64];
+  g_autofree char *stat = NULL;
+  g_autofree char *statm = NULL;
   *cpu_ticks = *rss_bytes = 0;
 
   g_snprintf(path, sizeof path, "/proc/%d/stat", (int) pid);
-  if (g_file_get_contents(path, &data, NULL, NULL)) {
-    const char *after = strrchr(data, ')');
-    unsigned long long utime, stime;
-    /* state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
-    if (after && sscanf(after + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
-                        &utime, &stime) == 2)
-      *cpu_ticks = utime + stime;
+  if (g_file_get_contents(path, &stat, NULL, NULL)) {
+    /* After "(comm) ": state ppid pgrp session tty tpgid flags minflt
+     * cminflt majflt cmajflt utime stime */
+    const char *after = strrchr(stat, ')');
+    if (after != NULL && after[1] == ' ')
+      *cpu_ticks = field_number(after + 2, 11) + field_number(after + 2, 12);
   }
   g_snprintf(path, sizeof path, "/proc/%d/statm", (int) pid);
-  FILE *f = fopen(path, "re");
-  if (f) {
-    unsigned long long size, resident;
-    if (fgets(buf, sizeof buf, f) && sscanf(buf, "%llu %llu", &size, &resident) == 2)
-      *rss_bytes = resident * (guint64) sysconf(_SC_PAGESIZE);
-    fclose(f);
-  }
+  if (g_file_get_contents(path, &statm, NULL, NULL))
+    *rss_bytes = field_number(statm, 1) * (guint64) sysconf(_SC_PAGESIZE);
 }
 
 /* ---- carrying out actions ------------------------------------------------ */
