@@ -35,9 +35,11 @@ typedef struct {
   int slot;
   RetireReason why;
   RetirePhase phase;
-  gint64 since_ms;
+  gint64 since_ms;            /* retired, or last seen taking a new request */
+  gint64 first_ms;            /* retired */
   gint64 due_ms;
   gint64 started_ms;
+  guint64 held;               /* the sockets it held at the last busy check */
   bool busy_seen;
   bool killed;
 } Retiree;
@@ -394,7 +396,7 @@ static void retire(PoolPolicy *p, pid_t pid, int slot, gint64 started_ms, Retire
                    gint64 now)
 {
   Retiree r = { .pid = pid, .slot = slot, .why = why, .phase = RETIRE_WAIT,
-                .since_ms = now, .due_ms = now, .started_ms = started_ms };
+                .since_ms = now, .first_ms = now, .due_ms = now, .started_ms = started_ms };
   g_array_append_val(p->retirees, r);
 }
 
@@ -438,7 +440,19 @@ static void step_retirees(PoolPolicy *p, gint64 now)
   }
 }
 
-static void on_idle_checked(PoolPolicy *p, pid_t pid, bool busy, gint64 now)
+/* Busy with another request than at the last check: it is not stuck, and
+ * its stop timeout starts again, within the overall bound. */
+static void note_new_request(PoolPolicy *p, Retiree *r, guint64 held, gint64 now)
+{
+  gint64 bound = r->first_ms + (gint64) POOL_RETIRE_MAX_TIMEOUTS * p->cfg.stop_timeout_ms;
+
+  if (r->busy_seen && held != 0 && held != r->held &&
+      now + p->cfg.stop_timeout_ms <= bound)
+    r->since_ms = now;
+  r->held = held;
+}
+
+static void on_idle_checked(PoolPolicy *p, pid_t pid, bool busy, guint64 held, gint64 now)
 {
   guint index;
   Retiree *r = retiree_of(p, pid, &index);
@@ -450,6 +464,7 @@ static void on_idle_checked(PoolPolicy *p, pid_t pid, bool busy, gint64 now)
     return;
   }
   act_signal(p, pid, SIGCONT);
+  note_new_request(p, r, held, now);
   if (!r->busy_seen)
     say(p, G_LOG_LEVEL_INFO, "child %d is busy: retiring it (%s) once it is idle",
         (int) pid, reason_text[r->why]);
@@ -1010,7 +1025,7 @@ void pool_policy_handle(PoolPolicy *p, const PoolEvent *ev, gint64 now)
     break;
   }
   case POOL_EV_IDLE_CHECKED:
-    on_idle_checked(p, ev->pid, ev->busy, now);
+    on_idle_checked(p, ev->pid, ev->busy, ev->held, now);
     break;
   case POOL_EV_SIGNAL:
     on_signal(p, ev->sig, now);

@@ -22,9 +22,12 @@
  * Every way a child leaves (reload, scale-down, recycling) goes through one
  * retirement: stop it (SIGSTOP), ask whether it holds an accepted
  * connection, then send the stop signal and SIGCONT if it is idle, or
- * SIGCONT and try again POOL_RETIRE_RECHECK_MS later if it is busy; after
- * the stop timeout the stop signal goes anyway, and SIGKILL one stop
- * timeout later. */
+ * SIGCONT and try again POOL_RETIRE_RECHECK_MS later if it is busy.  The
+ * stop timeout bounds one request: a child seen with other sockets than at
+ * the last check finished one and took the next (under load the moment in
+ * between is too short to catch), and its time starts again, up to
+ * POOL_RETIRE_MAX_TIMEOUTS stop timeouts in all.  After that the stop
+ * signal goes anyway, and SIGKILL one stop timeout later. */
 #pragma once
 
 #include <glib.h>
@@ -74,6 +77,7 @@ typedef struct {
 /* A child started this recently counts as capacity about to accept. */
 #define POOL_FRESH_MS 200
 #define POOL_RETIRE_RECHECK_MS 100
+#define POOL_RETIRE_MAX_TIMEOUTS 6
 #define POOL_RSS_CHECK_MS 5000
 /* Per slot, at most POOL_LOG_BURST lines per POOL_LOG_WINDOW_MS; the rest
  * are counted ("... N more times"). */
@@ -111,6 +115,7 @@ typedef struct {
   int err;
   int sig;
   bool busy;
+  guint64 held;              /* IDLE_CHECKED: which sockets it holds (0: unknown) */
   const PoolSample *sample;
 } PoolEvent;
 

@@ -112,6 +112,31 @@ static void read_proc_usage(pid_t pid, guint64 *cpu_ticks, guint64 *rss_bytes)
     *rss_bytes = field_number(statm, 1) * (guint64) sysconf(_SC_PAGESIZE);
 }
 
+/* A fingerprint of the sockets pid has open (0: none, or gone): another
+ * value at the next check means it closed one connection and took the next. */
+static guint64 read_sockets_held(pid_t pid)
+{
+  char path[64];
+  guint64 held = 0;
+
+  g_snprintf(path, sizeof path, "/proc/%d/fd", (int) pid);
+  g_autoptr(GDir) dir = g_dir_open(path, 0, NULL);
+  const char *name;
+  while (dir != NULL && (name = g_dir_read_name(dir)) != NULL) {
+    char link[64];
+    g_autofree char *fd_path = g_build_filename(path, name, NULL);
+    ssize_t n = readlink(fd_path, link, sizeof link - 1);
+    if (n <= 0)
+      continue;
+    link[n] = '\0';
+    if (g_str_has_prefix(link, "socket:[")) {
+      guint64 inode = g_ascii_strtoull(link + strlen("socket:["), NULL, 10);
+      held += (inode + 1) * 0x9e3779b97f4a7c15ull;  /* order does not matter */
+    }
+  }
+  return held;
+}
+
 /* ---- carrying out actions ------------------------------------------------ */
 
 static void watch_fd(Supervisor *sv, int fd, guint64 tag)
@@ -173,7 +198,8 @@ static void check_idle(Supervisor *sv, pid_t pid)
     log_warning("cannot tell whether child %d is busy: %s", (int) pid, error->message);
     busy = false;
   }
-  feed(sv, (PoolEvent) { .type = POOL_EV_IDLE_CHECKED, .pid = pid, .busy = busy });
+  feed(sv, (PoolEvent) { .type = POOL_EV_IDLE_CHECKED, .pid = pid, .busy = busy,
+                         .held = busy ? read_sockets_held(pid) : 0 });
 }
 
 static void take_sample(Supervisor *sv)

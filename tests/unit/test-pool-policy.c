@@ -24,6 +24,7 @@ typedef struct {
   GHashTable *stopped;      /* pids stopped with SIGSTOP */
   GHashTable *busy;         /* pids that hold a connection */
   pid_t busy_when_checked;  /* accepts one just before its idle check */
+  guint64 held;             /* the sockets a busy child is said to hold */
   bool fork_fails;
   bool exec_fails;
   bool auto_exec;           /* started children reach exec at once */
@@ -80,7 +81,8 @@ static void world_run(World *w)
       bool b = g_hash_table_contains(w->busy, GINT_TO_POINTER(a->pid)) ||
                a->pid == w->busy_when_checked;
       g_ptr_array_add(w->log, g_strdup_printf("check %d", a->pid));
-      PoolEvent ev = { .type = POOL_EV_IDLE_CHECKED, .pid = a->pid, .busy = b };
+      PoolEvent ev = { .type = POOL_EV_IDLE_CHECKED, .pid = a->pid, .busy = b,
+                       .held = b ? w->held : 0 };
       g_array_append_val(pending, ev);
       break;
     }
@@ -422,6 +424,30 @@ static void test_reload_busy_child_gets_stop_signal_after_timeout(void)
   world_free(w);
 }
 
+/* Under load a retiring child may take the next request the moment it
+ * finished one, every time it is checked: each request gets the stop
+ * timeout, the whole retirement POOL_RETIRE_MAX_TIMEOUTS of them. */
+static void test_reload_child_taking_request_after_request(void)
+{
+  PoolConfig c = config(POOL_MODE_STATIC, 0, 1);
+  World *w = world_new(&c);
+  g_hash_table_add(w->busy, GINT_TO_POINTER(100));
+  w->held = 1;
+  feed(w, (PoolEvent) { .type = POOL_EV_SIGNAL, .sig = SIGHUP });
+  run_until(w, w->now + POOL_PROBATION_MS);
+  gint64 retired = w->now;
+  /* A new connection every second: never stuck on one request. */
+  while (w->now < retired + (POOL_RETIRE_MAX_TIMEOUTS - 1) * (gint64) c.stop_timeout_ms) {
+    run_until(w, w->now + 1000);
+    w->held++;
+    ASSERT_NOT_LOGGED(w, "kill 100 TERM");
+  }
+  /* Past the bound: the stop signal, though busy. */
+  run_until(w, retired + (POOL_RETIRE_MAX_TIMEOUTS + 1) * (gint64) c.stop_timeout_ms);
+  ASSERT_LOGGED(w, "kill 100 TERM");
+  world_free(w);
+}
+
 static void test_reload_with_failing_start_keeps_old(void)
 {
   PoolConfig c = config(POOL_MODE_STATIC, 0, 2);
@@ -626,6 +652,8 @@ int main(int argc, char **argv)
   g_test_add_func("/pool/static/stop", test_stop_then_kill);
   g_test_add_func("/pool/reload/batches", test_reload_replaces_in_batches_idle_safe);
   g_test_add_func("/pool/reload/busy-timeout", test_reload_busy_child_gets_stop_signal_after_timeout);
+  g_test_add_func("/pool/reload/request-after-request",
+                  test_reload_child_taking_request_after_request);
   g_test_add_func("/pool/reload/failing-start", test_reload_with_failing_start_keeps_old);
   g_test_add_func("/pool/reload/new-child-dies", test_reload_new_child_dies_keeps_old);
   g_test_add_func("/pool/ondemand/first", test_ondemand_starts_nothing_until_a_connection_waits);
