@@ -610,7 +610,8 @@ static void test_max_age_recycles_one_at_a_time(void)
   for (pid_t old = 102; old >= 100; old--) {
     run_until(w, w->now + POOL_PROBATION_MS);
     g_assert_cmpuint(pool_policy_children(w->p), ==, 5);
-    ASSERT_LOGGED(w, g_strdup_printf("kill %d TERM", old));
+    g_autofree char *kill_line = g_strdup_printf("kill %d TERM", old);
+    ASSERT_LOGGED(w, kill_line);
     exit_child(w, old, SIGTERM);
   }
   g_assert_cmpuint(w->started->len, ==, 8);
