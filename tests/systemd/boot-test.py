@@ -1391,8 +1391,9 @@ def test_ondemand_instance_behind_nginx(ct):
                    check=False).stdout.strip() in (main_pid, "")
     wait_for(lambda: sv_children(ct, main_pid) == {}, "no child left after the idle timeout",
              fail=lambda: od_state(ct))
-    assert "ondemand" in unit_prop(ct, OD_SERVICE, "StatusText"), od_state(ct)
-    assert "idle for" in journal_text(ct, OD_SERVICE)
+    assert unit_prop(ct, OD_SERVICE, "StatusText").startswith("0 children"), od_state(ct)
+    journal = journal_text(ct, OD_SERVICE)
+    assert "(ondemand, 0 running)" in journal and "idle for" in journal, journal
     # The next request starts a new one; the supervisor stayed.
     again = fetch_page(ct, OD_URL, OD_SERVICE)
     assert_page_from_app(ct, again)
